@@ -1,0 +1,339 @@
+"""Read and write the Propaganda Techniques Corpus (PTC): articles, label files, splits.
+
+Offsets are Unicode code points into the article text exactly as stored on disk: articles
+are decoded as plain UTF-8 with newline translation switched off, so a leading byte-order
+mark and every ``\\r`` count as characters (as in the official SemEval-2020 Task 11 data).
+
+Label files are tab separated, one span per row, end offset exclusive::
+
+    si:        <article id> TAB <start> TAB <end>
+    tc/joint:  <article id> TAB <technique> TAB <start> TAB <end>
+
+Every mistake in a file raises :class:`~unspin.errors.CorpusError` naming the file, the
+line and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from unspin.errors import CorpusError
+from unspin.techniques import TECHNIQUES
+
+__all__ = [
+    "Label",
+    "Task",
+    "TASKS",
+    "ENV_CORPUS_DIR",
+    "read_article",
+    "read_articles",
+    "read_labels",
+    "write_labels",
+    "load_split",
+    "default_corpus_dir",
+    "gold_labels",
+]
+
+Task = Literal["si", "tc", "joint"]
+TASKS: tuple[str, ...] = ("si", "tc", "joint")
+SPLITS: tuple[str, ...] = ("train", "val")
+ENV_CORPUS_DIR = "UNSPIN_PTC_DIR"
+UNKNOWN_TECHNIQUE = "?"
+
+_ARTICLE_FILE = re.compile(r"^article(?P<id>[^\s/\\]+)\.txt$")
+_TECHNIQUE_SET = frozenset(TECHNIQUES)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One labelled span of an article: ``text[start:end]`` (code points, end exclusive).
+
+    ``technique`` is ``None`` for a span-identification (SI) label and for a row of a TC
+    template whose technique column is ``?``.
+    """
+
+    article_id: str
+    start: int
+    end: int
+    technique: str | None = None
+
+
+# --------------------------------------------------------------------------- articles
+
+
+def read_article(path: str | os.PathLike[str]) -> str:
+    """Return the text of one article file, unchanged (a BOM and ``\\r`` are kept)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: article file not found; check the path.") from None
+    except IsADirectoryError:
+        raise CorpusError(
+            f"{path}: is a folder, not an article file; use read_articles() for folders."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise CorpusError(
+            f"{path}: not valid UTF-8 at byte {err.start}; re-save the article as UTF-8."
+        ) from None
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot read article ({err.strerror}).") from None
+
+
+def read_articles(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Return ``{article id: text}`` for every ``article<ID>.txt`` file in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(
+            f"{folder}: article folder not found; pass a folder of article<ID>.txt files."
+        )
+    articles: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        match = _ARTICLE_FILE.match(path.name)
+        if match and path.is_file():
+            articles[match.group("id")] = read_article(path)
+    if not articles:
+        raise CorpusError(
+            f"{folder}: no article<ID>.txt files in this folder; check the corpus path."
+        )
+    return articles
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise CorpusError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}.")
+
+
+def _technique_hint(name: str) -> str:
+    close = difflib.get_close_matches(name, TECHNIQUES, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Valid techniques: {', '.join(TECHNIQUES)}."
+
+
+def _parse_offset(value: str, what: str, where: str) -> int:
+    try:
+        offset = int(value)
+    except ValueError:
+        raise CorpusError(
+            f"{where}: {what} offset {value!r} is not an integer; offsets are character "
+            "positions such as 120."
+        ) from None
+    if offset < 0:
+        raise CorpusError(f"{where}: {what} offset {offset} is negative; offsets start at 0.")
+    return offset
+
+
+def _parse_row(
+    line: str,
+    where: str,
+    task: str,
+    allow_unknown_technique: bool,
+) -> Label:
+    fields = [f.strip() for f in line.split("\t")]
+    want = 3 if task == "si" else 4
+    if len(fields) != want:
+        layout = (
+            "<article id> TAB <start> TAB <end>"
+            if task == "si"
+            else "<article id> TAB <technique> TAB <start> TAB <end>"
+        )
+        hint = ""
+        if len(line.split()) == want:
+            hint = " Separate the columns with TAB characters, not spaces."
+        elif task == "si" and len(fields) == 4:
+            hint = " This looks like a TC/joint file (it has a technique column)."
+        elif task != "si" and len(fields) == 3:
+            hint = " This looks like an SI file (it has no technique column)."
+        raise CorpusError(
+            f"{where}: expected {want} tab-separated columns for task {task} ({layout}), "
+            f"found {len(fields)}.{hint}"
+        )
+    article_id = fields[0]
+    if not article_id:
+        raise CorpusError(f"{where}: the article id (first column) is empty.")
+    technique: str | None = None
+    if task != "si":
+        technique = fields[1]
+        if technique == UNKNOWN_TECHNIQUE and allow_unknown_technique:
+            technique = None
+        elif technique == UNKNOWN_TECHNIQUE:
+            raise CorpusError(
+                f"{where}: technique is '?' (a TC template row); fill in a technique name."
+                f"{_technique_hint('')}"
+            )
+        elif technique not in _TECHNIQUE_SET:
+            raise CorpusError(
+                f"{where}: unknown technique {technique!r}.{_technique_hint(technique)}"
+            )
+    start = _parse_offset(fields[-2], "start", where)
+    end = _parse_offset(fields[-1], "end", where)
+    if start >= end:
+        raise CorpusError(
+            f"{where}: start {start} is not before end {end}; the end offset is exclusive "
+            "and a span must cover at least one character."
+        )
+    return Label(article_id, start, end, technique)
+
+
+def _label_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".labels" and p.is_file())
+        if not files:
+            raise CorpusError(
+                f"{path}: no .labels files in this folder; pass a labels file or a folder "
+                "of per-article .labels files."
+            )
+        return files
+    if not path.exists():
+        raise CorpusError(f"{path}: labels file or folder not found; check the path.")
+    return [path]
+
+
+def _read_label_file(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as err:
+        raise CorpusError(
+            f"{path}: not valid UTF-8 at byte {err.start}; re-save the labels file as UTF-8."
+        ) from None
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot read labels file ({err.strerror}).") from None
+    # A BOM in a *labels* file (not an article) is an editor artefact, not data.
+    return text.removeprefix("\ufeff")
+
+
+def read_labels(
+    path: str | os.PathLike[str],
+    *,
+    task: Task,
+    articles: dict[str, str] | None = None,
+    allow_unknown_technique: bool = False,
+) -> list[Label]:
+    """Read labels from one file or a folder of per-article ``.labels`` files.
+
+    ``task`` selects the row layout (``si``: 3 columns, ``tc``/``joint``: 4 columns).
+    With ``allow_unknown_technique`` a ``?`` technique (TC template) reads as ``None``.
+    With ``articles`` every row is also checked against the article texts.
+    Labels are returned in file order (files of a folder in name order).
+    """
+    _check_task(task)
+    labels: list[Label] = []
+    for file in _label_files(Path(path)):
+        text = _read_label_file(file)
+        for lineno, raw in enumerate(text.split("\n"), start=1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                continue
+            where = f"{file}, line {lineno}"
+            label = _parse_row(line, where, task, allow_unknown_technique)
+            if articles is not None:
+                article = articles.get(label.article_id)
+                if article is None:
+                    raise CorpusError(
+                        f"{where}: no article with id {label.article_id!r}; add "
+                        f"article{label.article_id}.txt to the article folder or remove "
+                        "the row."
+                    )
+                if label.end > len(article):
+                    raise CorpusError(
+                        f"{where}: end offset {label.end} is past the end of article "
+                        f"{label.article_id} ({len(article)} characters); offsets count "
+                        "Unicode code points, including a leading BOM and '\\r'."
+                    )
+            labels.append(label)
+    return labels
+
+
+def write_labels(path: str | os.PathLike[str], labels: Iterable[Label], task: Task) -> None:
+    """Write ``labels`` as one tab-separated file, atomically (temp file + rename).
+
+    For ``tc``/``joint`` a label without technique is written as ``?`` (a TC template).
+    """
+    _check_task(task)
+    path = Path(path)
+    rows = []
+    for label in labels:
+        if task == "si":
+            rows.append(f"{label.article_id}\t{label.start}\t{label.end}\n")
+        else:
+            technique = label.technique if label.technique is not None else UNKNOWN_TECHNIQUE
+            rows.append(f"{label.article_id}\t{technique}\t{label.start}\t{label.end}\n")
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot write labels file ({err.strerror}).") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.writelines(rows)
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise CorpusError(f"{path}: cannot write labels file ({err.strerror}).") from None
+        raise
+
+
+# --------------------------------------------------------------------------- corpus layout
+
+
+def load_split(corpus_dir: str | os.PathLike[str], split: str) -> list[str]:
+    """Return the article ids listed in ``<corpus_dir>/splits/<split>.txt``."""
+    if split not in SPLITS:
+        raise CorpusError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}.")
+    path = Path(corpus_dir) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        raise CorpusError(
+            f"{path}: split file not found; is {corpus_dir} a PTC corpus folder "
+            "(with splits/train.txt and splits/val.txt)?"
+        )
+    text = _read_label_file(path)
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def default_corpus_dir() -> Path | None:
+    """Locate the PTC corpus: ``$UNSPIN_PTC_DIR``, else ``../shared/data/ptc`` next to the
+    current directory or next to the repository root; ``None`` if none exists."""
+    env = os.environ.get(ENV_CORPUS_DIR)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise CorpusError(
+                f"{ENV_CORPUS_DIR}={env} is not a folder; point it at the PTC corpus "
+                "folder or unset it."
+            )
+        return path.resolve()
+    repo_root = Path(__file__).resolve().parents[2]
+    for base in (Path.cwd(), repo_root):
+        candidate = base / ".." / "shared" / "data" / "ptc"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def gold_labels(corpus_dir: str | os.PathLike[str], ids: Iterable[str], task: Task) -> list[Label]:
+    """Gold training labels of the articles ``ids`` (``train-task-si.labels`` for ``si``,
+    ``train-task-flc-tc.labels`` for ``tc`` and ``joint``)."""
+    _check_task(task)
+    name = "train-task-si.labels" if task == "si" else "train-task-flc-tc.labels"
+    path = Path(corpus_dir) / name
+    if not path.is_file():
+        raise CorpusError(f"{path}: gold labels file not found; check the corpus folder.")
+    wanted = set(ids)
+    return [label for label in read_labels(path, task=task) if label.article_id in wanted]

@@ -1,0 +1,268 @@
+"""The SemEval-2020 Task 11 measures: reference cases, hand-made cases, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from unspin.cli import app
+from unspin.corpus import Label
+from unspin.errors import CorpusError, InputError, UnspinError
+from unspin.scorer import Score, merge_spans, score, score_files
+
+FIXTURES = Path(__file__).parent / "fixtures" / "scorer"
+EXPECTED: dict[str, dict] = json.loads((FIXTURES / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reference_cases(name: str) -> None:
+    case = EXPECTED[name]
+    result = score_files(case["task"], FIXTURES / case["gold"], FIXTURES / case["pred"])
+    assert result.precision == pytest.approx(case["p"], abs=1e-6)
+    assert result.recall == pytest.approx(case["r"], abs=1e-6)
+    assert result.f1 == pytest.approx(case["f1"], abs=1e-6)
+
+
+def test_reference_cases_cover_every_task() -> None:
+    assert {case["task"] for case in EXPECTED.values()} == {"si", "tc", "joint"}
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_merge_joins_overlapping_and_duplicates_only() -> None:
+    assert merge_spans([(5, 10), (0, 6), (0, 6)]) == [(0, 10)]
+    assert merge_spans([(0, 5), (5, 9)]) == [(0, 5), (5, 9)]  # touching: kept apart
+    assert merge_spans([(20, 30), (0, 50), (60, 61)]) == [(0, 50), (60, 61)]
+    assert merge_spans([]) == []
+
+
+# --------------------------------------------------------------------------- si
+
+
+def si(article: str, start: int, end: int) -> Label:
+    return Label(article, start, end, None)
+
+
+def test_si_partial_overlap() -> None:
+    gold = [si("1", 0, 10)]
+    pred = [si("1", 5, 15)]
+    result = score("si", gold, pred)
+    assert result.precision == pytest.approx(0.5)
+    assert result.recall == pytest.approx(0.5)
+    assert result.f1 == pytest.approx(0.5)
+    assert result.per_technique is None
+    assert (result.n_gold, result.n_pred) == (1, 1)
+
+
+def test_si_predictions_are_merged_before_scoring() -> None:
+    gold = [si("1", 0, 10)]
+    pred = [si("1", 0, 10), si("1", 0, 10), si("1", 2, 8)]
+    result = score("si", gold, pred)
+    assert (result.precision, result.recall, result.f1) == (1.0, 1.0, 1.0)
+    assert result.n_pred == 1
+
+
+def test_si_touching_predictions_count_separately() -> None:
+    gold = [si("1", 0, 10)]
+    pred = [si("1", 0, 5), si("1", 5, 10)]
+    result = score("si", gold, pred)
+    assert result.precision == pytest.approx(1.0)
+    assert result.recall == pytest.approx(1.0)  # 5/10 + 5/10 over one gold span
+    assert result.n_pred == 2
+
+
+def test_si_spans_only_match_in_the_same_article() -> None:
+    result = score("si", [si("1", 0, 10)], [si("2", 0, 10)])
+    assert (result.precision, result.recall, result.f1) == (0.0, 0.0, 0.0)
+
+
+def test_si_empty_predictions_give_zero() -> None:
+    result = score("si", [si("1", 0, 10)], [])
+    assert (result.precision, result.recall, result.f1, result.n_pred) == (0.0, 0.0, 0.0, 0)
+
+
+def test_si_one_prediction_over_two_gold_spans() -> None:
+    gold = [si("1", 0, 10), si("1", 20, 30)]
+    pred = [si("1", 0, 30)]
+    result = score("si", gold, pred)
+    assert result.precision == pytest.approx(20 / 30)
+    assert result.recall == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- joint
+
+
+def test_joint_needs_matching_technique() -> None:
+    gold = [
+        Label("1", 0, 10, "Loaded_Language"),
+        Label("1", 20, 30, "Doubt"),
+    ]
+    pred = [
+        Label("1", 0, 10, "Loaded_Language"),
+        Label("1", 20, 30, "Slogans"),
+    ]
+    result = score("joint", gold, pred)
+    assert result.precision == pytest.approx(0.5)
+    assert result.recall == pytest.approx(0.5)
+    assert result.per_technique is not None
+    assert result.per_technique["Loaded_Language"] == pytest.approx((1.0, 1.0, 1.0))
+    assert result.per_technique["Doubt"] == (0.0, 0.0, 0.0)
+    assert result.per_technique["Slogans"] == (0.0, 0.0, 0.0)
+    assert result.per_technique_support == {
+        "Doubt": (1, 0),
+        "Loaded_Language": (1, 1),
+        "Slogans": (0, 1),
+    }
+    assert list(result.per_technique) == ["Doubt", "Loaded_Language", "Slogans"]
+
+
+def test_joint_merges_per_technique_not_across() -> None:
+    gold = [Label("1", 0, 10, "Doubt")]
+    pred = [Label("1", 0, 6, "Doubt"), Label("1", 4, 10, "Doubt"), Label("1", 0, 10, "Slogans")]
+    result = score("joint", gold, pred)
+    assert result.n_pred == 2  # the two Doubt spans merge, Slogans stays apart
+    assert result.precision == pytest.approx(0.5)
+    assert result.recall == pytest.approx(1.0)
+
+
+def test_joint_rejects_label_without_technique() -> None:
+    with pytest.raises(CorpusError, match="technique"):
+        score("joint", [Label("1", 0, 1, None)], [])
+
+
+# --------------------------------------------------------------------------- tc
+
+
+def test_tc_matches_techniques_as_multisets() -> None:
+    gold = [
+        Label("1", 10, 20, "Loaded_Language"),
+        Label("1", 10, 20, "Repetition"),
+        Label("1", 30, 40, "Doubt"),
+    ]
+    pred = [
+        Label("1", 10, 20, "Repetition"),
+        Label("1", 10, 20, "Loaded_Language"),
+        Label("1", 30, 40, "Slogans"),
+    ]
+    result = score("tc", gold, pred)
+    assert result.precision == pytest.approx(2 / 3)
+    assert result.recall == pytest.approx(2 / 3)
+    assert result.f1 == pytest.approx(2 / 3)
+    assert result.per_technique is not None
+    assert result.per_technique["Repetition"] == pytest.approx((1.0, 1.0, 1.0))
+    assert result.per_technique["Doubt"] == (0.0, 0.0, 0.0)
+    assert result.per_technique_support is not None
+    assert result.per_technique_support["Slogans"] == (0, 1)
+
+
+def test_tc_missing_predictions_lower_recall_only() -> None:
+    gold = [Label("1", 0, 5, "Doubt"), Label("1", 5, 9, "Slogans")]
+    result = score("tc", gold, [Label("1", 0, 5, "Doubt")])
+    assert result.precision == pytest.approx(1.0)
+    assert result.recall == pytest.approx(0.5)
+
+
+def test_tc_prediction_outside_template_is_an_error() -> None:
+    gold = [Label("1", 0, 5, "Doubt")]
+    with pytest.raises(InputError, match="not a span of the gold"):
+        score("tc", gold, [Label("1", 0, 6, "Doubt")])
+    with pytest.raises(InputError, match="2 predicted rows but only 1"):
+        score("tc", gold, [Label("1", 0, 5, "Doubt"), Label("1", 0, 5, "Slogans")])
+
+
+def test_unknown_task() -> None:
+    with pytest.raises(InputError, match="si, tc, joint"):
+        score("flc", [], [])
+    with pytest.raises(UnspinError):
+        score_files("nope", FIXTURES / "gold.si.labels", FIXTURES / "pred1.si.labels")
+
+
+def test_score_to_dict_is_json_ready() -> None:
+    result = score("tc", [Label("1", 0, 5, "Doubt")], [Label("1", 0, 5, "Doubt")])
+    assert isinstance(result, Score)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["f1"] == 1.0
+    assert data["per_technique"]["Doubt"] == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "n_gold": 1,
+        "n_pred": 1,
+    }
+
+
+def test_folder_of_label_files_scores_like_one_file(tmp_path: Path) -> None:
+    gold_rows = (FIXTURES / "gold.si.labels").read_text().splitlines(keepends=True)
+    folder = tmp_path / "gold"
+    folder.mkdir()
+    by_article: dict[str, list[str]] = {}
+    for row in gold_rows:
+        by_article.setdefault(row.split("\t")[0], []).append(row)
+    for article_id, rows in by_article.items():
+        (folder / f"article{article_id}.task-si.labels").write_text("".join(rows))
+    pred = FIXTURES / "pred2.si.labels"
+    from_folder = score_files("si", folder, pred)
+    from_file = score_files("si", FIXTURES / "gold.si.labels", pred)
+    assert from_folder.f1 == pytest.approx(from_file.f1, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _score_args(*args: str) -> list[str]:
+    """``app`` runs ``score`` directly while it is the only command, else as a subcommand."""
+    command = typer.main.get_command(app)
+    return ["score", *args] if hasattr(command, "list_commands") else list(args)
+
+
+def test_cli_json_reproduces_reference_case() -> None:
+    case = EXPECTED["joint-pred4"]
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        _score_args(
+            case["task"], str(FIXTURES / case["gold"]), str(FIXTURES / case["pred"]), "--json"
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["precision"] == pytest.approx(case["p"], abs=1e-6)
+    assert data["recall"] == pytest.approx(case["r"], abs=1e-6)
+    assert data["f1"] == pytest.approx(case["f1"], abs=1e-6)
+    assert "Loaded_Language" in data["per_technique"]
+
+
+def test_cli_table_output() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        _score_args("tc", str(FIXTURES / "gold.tc.labels"), str(FIXTURES / "tcpred1.tc.labels")),
+    )
+    assert result.exit_code == 0, result.output
+    assert "overall" in result.stdout
+    assert "0.7967" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("flc", "gold.tc.labels", "pred1.tc.labels"), "unknown task"),
+        (("si", "gold.tc.labels", "pred1.si.labels"), "line 1"),
+        (("si", "gold.si.labels", "missing.labels"), "not found"),
+    ],
+)
+def test_cli_errors_are_one_line(args: tuple[str, str, str], message: str) -> None:
+    task, gold, pred = args
+    runner = CliRunner()
+    result = runner.invoke(app, _score_args(task, str(FIXTURES / gold), str(FIXTURES / pred)))
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
