@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -75,6 +75,99 @@ def score(
         n_gold, n_pred = support.get(name, (0, 0))
         table.add_row(name, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(n_gold), str(n_pred))
     Console().print(table)
+
+
+@app.command()
+def predict(
+    articles: Annotated[Path, typer.Argument(help="Folder of article<ID>.txt files.")],
+    task: Annotated[str, typer.Option("--task", help="si, joint or tc")] = "joint",
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the labels.")
+    ] = Path("predictions.labels"),
+    template: Annotated[
+        Path | None, typer.Option("--template", help="TC only: rows to label (technique '?').")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="A model from `unspin models`.")
+    ] = "default",
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Keep spans with confidence >= this.")
+    ] = None,
+) -> None:
+    """Predict PTC-format labels (SemEval-2020 Task 11) for a folder of articles."""
+    from unspin.predict import predict_folder
+
+    try:
+        n = predict_folder(
+            articles, task, output, template=template, model=model, threshold=threshold
+        )
+    except UnspinError as err:
+        _fail(err)
+        return
+    typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+@app.command()
+def models() -> None:
+    """List the shipped models with their validation scores and speed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from unspin.tagger import model_infos
+
+    table = Table(title="shipped models (scores on PTC val, 37 articles)")
+    for col in ("name", "encoder", "SI F1", "TC F1", "joint F1", "articles/s", "MB", "default"):
+        table.add_column(col, justify="left" if col in ("name", "encoder") else "right")
+    for info in model_infos():
+        val = info.get("val", {})
+        speed = info.get("speed", {})
+
+        def fmt(x: object) -> str:
+            return f"{x:.3f}" if isinstance(x, float) else "-"
+
+        table.add_row(
+            info["name"],
+            info.get("encoder", "?"),
+            fmt(val.get("si_f1")),
+            fmt(val.get("tc_f1")),
+            fmt(val.get("joint_f1")),
+            f"{speed['articles_per_s']:.1f}" if "articles_per_s" in speed else "-",
+            f"{info['size_mb']:.0f}",
+            "yes" if info.get("default") else "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="A training config, e.g. configs/small.toml.")],
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="PTC folder (default ../shared/data/ptc).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/model"),
+) -> None:
+    """Train a model from a config (needs the [train] extra; tens of minutes on CPU)."""
+    from unspin.corpus import default_corpus_dir
+    from unspin.errors import ModelError
+
+    try:
+        try:
+            from unspin.train.loop import train as run_training
+        except ImportError as err:
+            raise ModelError(
+                f"training needs the [train] extra ({err.name} is missing): "
+                "pip install 'unspin[train]'"
+            ) from err
+        corpus = corpus or default_corpus_dir()
+        if corpus is None:
+            raise ModelError("no PTC corpus found: pass --corpus PATH/TO/ptc")
+        if not config.is_file():
+            raise ModelError(f"config {config} not found (see configs/)")
+        folder = run_training(config, corpus, out)
+    except UnspinError as err:
+        _fail(err)
+        return
+    typer.echo(f"model exported to {folder / 'onnx'}")
 
 
 def main() -> None:

@@ -1,15 +1,34 @@
-"""Tag stage: run a shipped ONNX model over an article and return technique spans.
+"""Tag stage: run a model over an article and return technique spans.
 
-Inference uses onnxruntime + HF tokenizers + numpy only (never torch).
+Inference uses onnxruntime + HF tokenizers + numpy only (never torch). The network gives, per
+token, P(O/B/I) of "inside any propaganda span", P(inside technique k) for the 14 techniques,
+and hidden states; a small span classifier (numpy) labels a span from the hidden states of its
+tokens in context plus article-level features (length, recurrence).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
+
+from unspin.decode import repetition_features, runs_to_spans, span_token_range, stitch
+from unspin.errors import ModelError
+from unspin.segment import Encoded, Window, encode_article, load_tokenizer, make_windows, pad_batch
 from unspin.spans import Span
+from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike"]
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "MODELS_DIR"]
+
+MODELS_DIR = Path(__file__).parent / "models"
+
+# backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
+Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 class TaggerLike(Protocol):
@@ -18,16 +37,250 @@ class TaggerLike(Protocol):
     def predict(self, text: str, *, threshold: float | None = None) -> list[Span]: ...
 
 
+@dataclass
+class ArticleOutputs:
+    text: str
+    enc: Encoded
+    windows: list[Window]
+    si: np.ndarray  # (n, 3) probabilities O/B/I per article token
+    tech: np.ndarray  # (n, 14) sigmoid probabilities per article token
+    hidden: list[np.ndarray]  # per window (len(ids), h)
+    tech_win: list[np.ndarray]  # per window (len(ids), 14) sigmoid probabilities
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+def calibrate(raw: np.ndarray | float, ab: Sequence[float] | None) -> np.ndarray:
+    """Platt scaling on the logit of a raw score; identity when ``ab`` is None."""
+    p = np.clip(np.asarray(raw, dtype=np.float64), 1e-6, 1 - 1e-6)
+    if ab is None:
+        return p
+    return _sigmoid(ab[0] * np.log(p / (1 - p)) + ab[1])
+
+
+def span_vector(out: ArticleOutputs, start: int, end: int) -> np.ndarray:
+    """Span-in-context features: [mean, first, last, CLS] hidden + mean technique probs + article
+    features, from the window that holds most of the span (nearest its centre on ties)."""
+    a, b = span_token_range(out.enc, start, end)
+    best, best_key = 0, (-1, 0.0)
+    for i, w in enumerate(out.windows):
+        inside = max(0, min(b, w.first + w.n) - max(a, w.first))
+        centre = -abs((w.first + w.n / 2) - (a + b) / 2)
+        if (inside, centre) > best_key:
+            best, best_key = i, (inside, centre)
+    w = out.windows[best]
+    la = max(a, w.first) - w.first + 1
+    lb = max(min(b, w.first + w.n) - w.first + 1, la + 1)
+    h = out.hidden[best]
+    parts = [
+        h[la:lb].mean(axis=0),
+        h[la],
+        h[lb - 1],
+        h[0],
+        out.tech_win[best][la:lb].mean(axis=0),
+        repetition_features(out.text, start, end),
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
 class Tagger:
-    """Load a shipped model (``"default"``, ``"small"``, ``"base"`` or a folder) and tag texts.
+    """Load a shipped model (``"default"``, a name from ``unspin models``, or a folder) and tag.
 
     ``predict(text)`` returns possibly overlapping :class:`Span` objects with a technique and a
-    calibrated score, offsets in code points into ``text``; sorted by (start, end, technique).
+    calibrated score, offsets in code points into ``text``, sorted by (start, end, technique).
     ``threshold`` (0..1) overrides the model's tuned decision threshold on span scores.
     """
 
-    def __init__(self, model: str = "default", *, threads: int | None = None) -> None:
-        raise NotImplementedError
+    def __init__(self, model: str | Path = "default", *, threads: int | None = None) -> None:
+        folder = resolve_model(model)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        try:
+            import onnxruntime as ort
+        except ImportError as err:  # pragma: no cover - core dependency
+            raise ModelError("onnxruntime is missing: pip install onnxruntime") from err
+        opts = ort.SessionOptions()
+        n = threads or int(os.environ.get("UNSPIN_THREADS", "0")) or (os.cpu_count() or 1)
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(
+                str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ModelError(f"Cannot load {folder / 'model.onnx'}: {err}") from err
+
+        def backend(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+            return tuple(session.run(None, {"input_ids": ids, "attention_mask": mask}))
+
+        head = dict(np.load(folder / "tc_head.npz"))
+        self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
+        self.name = config.get("name", folder.name)
+        self.folder = folder
+
+    @classmethod
+    def from_parts(
+        cls, config: dict[str, Any], tokenizer: Any, backend: Backend, head: dict[str, np.ndarray]
+    ) -> Tagger:
+        """Build a tagger around any backend (used by training to evaluate the torch model)."""
+        self = cls.__new__(cls)
+        self._setup(config, tokenizer, backend, head)
+        self.name = config.get("name", "custom")
+        return self
+
+    def _setup(
+        self, config: dict[str, Any], tokenizer: Any, backend: Backend, head: dict[str, np.ndarray]
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.head = head
+        self.batch_size = int(config.get("batch_size", 8))
+
+    # -- network ---------------------------------------------------------------------------
+    def outputs(self, text: str) -> ArticleOutputs:
+        c = self.config
+        enc = encode_article(self.tokenizer, text)
+        if len(enc.ids) == 0:
+            empty = np.zeros((0, 3), np.float32)
+            return ArticleOutputs(text, enc, [], empty, np.zeros((0, 14), np.float32), [], [])
+        windows = make_windows(enc, c["cls_id"], c["sep_id"], c["max_len"], c["stride"])
+        si_w, tech_w, hid_w = [], [], []
+        for i in range(0, len(windows), self.batch_size):
+            chunk = windows[i : i + self.batch_size]
+            ids, mask = pad_batch(chunk, c["pad_id"])
+            si, tech, hidden = self.backend(ids, mask)
+            for j, w in enumerate(chunk):
+                L = len(w.ids)
+                si_w.append(_softmax(si[j, :L].astype(np.float32)))
+                tech_w.append(_sigmoid(tech[j, :L].astype(np.float32)))
+                hid_w.append(hidden[j, :L].astype(np.float32))
+        n = len(enc.ids)
+        return ArticleOutputs(
+            text=text,
+            enc=enc,
+            windows=windows,
+            si=stitch(windows, si_w, n),
+            tech=stitch(windows, tech_w, n),
+            hidden=hid_w,
+            tech_win=tech_w,
+        )
+
+    def classify_outputs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Technique probabilities (len(spans), 14) for given character spans."""
+        if not spans:
+            return np.zeros((0, len(TECHNIQUES)), np.float32)
+        x = np.stack([span_vector(out, s, e) for s, e in spans])
+        h = _gelu(x @ self.head["w1"].T + self.head["b1"])
+        logits = h @ self.head["w2"].T + self.head["b2"]
+        return _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
+
+    # -- public API ------------------------------------------------------------------------
+    def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
+        """Span identification: propaganda spans without a technique."""
+        return self._si_spans(self.outputs(text), threshold)
+
+    def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
+        c = self.config
+        if len(out.enc.ids) == 0:
+            return []
+        p_in = out.si[:, 1] + out.si[:, 2]
+        raw = runs_to_spans(
+            out.text,
+            out.enc,
+            p_in,
+            c.get("si_threshold", 0.5),
+            min_chars=c.get("min_chars", 3),
+            max_gap=c.get("max_gap", 0),
+        )
+        spans = [Span(s, e, None, float(calibrate(r, c.get("si_calibration")))) for s, e, r in raw]
+        if threshold is not None:
+            spans = [sp for sp in spans if sp.score >= threshold]
+        return spans
+
+    def classify(
+        self, text: str, spans: Sequence[tuple[int, int]]
+    ) -> list[list[tuple[str, float]]]:
+        """For each (start, end), all techniques ranked by probability (the TC task)."""
+        probs = self.classify_outputs(self.outputs(text), spans)
+        ranked = []
+        for row in probs:
+            order = np.argsort(-row)
+            ranked.append([(TECHNIQUES[k], float(row[k])) for k in order])
+        return ranked
 
     def predict(self, text: str, *, threshold: float | None = None) -> list[Span]:
-        raise NotImplementedError
+        """Technique spans: SI spans, each labelled by the span classifier (a second label when
+        its probability is close to the first's), with a calibrated joint confidence."""
+        out = self.outputs(text)
+        return self._joint_spans(out, threshold)
+
+    def _joint_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
+        c = self.config
+        si = self._si_spans(out, None)
+        probs = self.classify_outputs(out, [(s.start, s.end) for s in si])
+        second = float(c.get("second_label_ratio", 0.6))
+        spans: list[Span] = []
+        for sp, row in zip(si, probs, strict=True):
+            order = np.argsort(-row)
+            for rank, k in enumerate(order[:2]):
+                if rank == 1 and row[k] < second * row[order[0]]:
+                    break
+                raw = sp.score * float(row[k])
+                score = float(calibrate(raw, c.get("joint_calibration")))
+                spans.append(Span(sp.start, sp.end, TECHNIQUES[k], score))
+        cut = c.get("joint_threshold", 0.0) if threshold is None else threshold
+        spans = [sp for sp in spans if sp.score >= cut]
+        return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
+
+
+def shipped_models() -> dict[str, Path]:
+    """Shipped model folders by name."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def resolve_model(model: str | Path) -> Path:
+    models = shipped_models()
+    name = str(model)
+    if name == "default":
+        defaults = [p for p in models.values() if _read_config(p).get("default")]
+        if defaults:
+            return defaults[0]
+        if models:
+            return next(iter(models.values()))
+        raise ModelError("No model is shipped with this install; reinstall unspin")
+    if name in models:
+        return models[name]
+    path = Path(name)
+    if (path / "config.json").is_file() and (path / "model.onnx").is_file():
+        return path
+    known = ", ".join(models) or "none"
+    raise ModelError(f"Unknown model {name!r}: pick one of {known} (see `unspin models`)")
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+def model_infos() -> list[dict[str, Any]]:
+    """Config of every shipped model plus its size on disk (MB)."""
+    infos = []
+    for name, folder in shipped_models().items():
+        info = {"name": name, **_read_config(folder)}
+        info["size_mb"] = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        infos.append(info)
+    return infos

@@ -1,0 +1,122 @@
+"""Decode stage: per-token probabilities -> character spans.
+
+Window outputs are averaged per article token, then runs of tokens above a threshold become
+spans, snapped outwards to whole words and stitched back to exact code-point offsets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unspin.segment import Encoded, Window
+
+__all__ = ["stitch", "runs_to_spans", "snap_to_words", "repetition_features", "span_token_range"]
+
+
+def stitch(windows: list[Window], outputs: list[np.ndarray], n_tokens: int) -> np.ndarray:
+    """Average window outputs (each (len(ids), k), CLS/SEP rows included) per article token.
+
+    Tokens are weighted by distance from their window's edge, so the centre of a window (which
+    saw context on both sides) counts more than its margins.
+    """
+    k = outputs[0].shape[-1]
+    acc = np.zeros((n_tokens, k), dtype=np.float64)
+    wsum = np.zeros((n_tokens, 1), dtype=np.float64)
+    for w, out in zip(windows, outputs, strict=True):
+        pos = np.arange(w.n)
+        weight = (np.minimum(pos, w.n - 1 - pos) + 1.0)[:, None]
+        acc[w.first : w.first + w.n] += weight * out[1 : 1 + w.n]
+        wsum[w.first : w.first + w.n] += weight
+    return (acc / np.maximum(wsum, 1e-9)).astype(np.float32)
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch in "'’-"
+
+
+def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow [start, end) outwards so it neither starts nor ends inside a word."""
+    while start > 0 and _is_word(text[start - 1]) and _is_word(text[start]):
+        start -= 1
+    while end < len(text) and _is_word(text[end]) and _is_word(text[end - 1]):
+        end += 1
+    return start, end
+
+
+def runs_to_spans(
+    text: str,
+    enc: Encoded,
+    prob: np.ndarray,
+    threshold: float,
+    *,
+    begin: np.ndarray | None = None,
+    min_chars: int = 3,
+    max_gap: int = 0,
+) -> list[tuple[int, int, float]]:
+    """Maximal runs of tokens with ``prob > threshold`` -> (start, end, mean prob) char spans.
+
+    ``begin`` (optional, per token) splits a run where a new span clearly begins.
+    Runs separated by at most ``max_gap`` tokens below threshold are joined.
+    """
+    above = prob > threshold
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(prob)
+    while i < n:
+        if not above[i]:
+            i += 1
+            continue
+        j = i + 1
+        while j < n:
+            if above[j]:
+                if begin is not None and begin[j] > 0.5 and begin[j] > prob[j] - begin[j]:
+                    break
+                j += 1
+                continue
+            gap_end = j
+            while gap_end < n and not above[gap_end] and gap_end - j < max_gap:
+                gap_end += 1
+            if gap_end < n and above[gap_end] and gap_end - j <= max_gap and max_gap > 0:
+                j = gap_end
+                continue
+            break
+        spans.append((i, j))
+        i = j
+    out: list[tuple[int, int, float]] = []
+    for a, b in spans:
+        s, e = snap_to_words(text, int(enc.offsets[a, 0]), int(enc.offsets[b - 1, 1]))
+        if e - s < min_chars:
+            continue
+        out.append((s, e, float(prob[a:b].mean())))
+    return out
+
+
+def span_token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
+    """Article tokens [a, b) that overlap the character span [start, end)."""
+    a = int(np.searchsorted(enc.offsets[:, 1], start, side="right"))
+    b = int(np.searchsorted(enc.offsets[:, 0], end, side="left"))
+    if b <= a:  # span inside one token or between tokens
+        b = min(a + 1, len(enc.offsets))
+        a = max(0, b - 1)
+    return a, b
+
+
+def repetition_features(text: str, start: int, end: int) -> np.ndarray:
+    """Article-level features of a span: length, recurrence of its text, punctuation cues."""
+    frag = text[start:end]
+    low = text.lower()
+    key = frag.lower().strip(" \t\n\"'“”‘’.,;:!?")
+    occ = low.count(key) if len(key) >= 3 else 1
+    words = [w for w in key.split() if len(w) > 3]
+    others = low[:start] + " " + low[end:]
+    share = sum(1 for w in words if w in others) / len(words) if words else 0.0
+    return np.asarray(
+        [
+            np.log1p(len(frag)) / 5.0,
+            np.log1p(max(occ - 1, 0)),
+            float(occ > 1),
+            share,
+            float(frag.rstrip().endswith("?")),
+            float(frag.rstrip().endswith("!")),
+        ],
+        dtype=np.float32,
+    )

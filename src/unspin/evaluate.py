@@ -1,0 +1,157 @@
+"""Evaluate a tagger on PTC articles: SI, TC and joint scores, decoding tuned on cached outputs.
+
+Pure numpy: works for the torch model during training and for the shipped ONNX model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unspin.tagger import ArticleOutputs, Tagger
+from unspin.techniques import TECHNIQUES
+
+__all__ = ["Evaluation", "evaluate", "tc_predict", "tune", "fit_platt", "reliability"]
+
+Gold = dict[str, list[tuple[int, int, str]]]
+
+
+@dataclass
+class Evaluation:
+    si_f1: float
+    si_p: float
+    si_r: float
+    tc_f1: float
+    joint_f1: float
+    joint_p: float
+    joint_r: float
+    per_technique: dict[str, tuple[float, float, float]]
+    tc_per_technique: dict[str, tuple[float, float, float]]
+
+    def line(self) -> str:
+        return (
+            f"SI F1 {self.si_f1:.4f} (P {self.si_p:.3f} R {self.si_r:.3f})  TC F1 {self.tc_f1:.4f}"
+            f"  joint F1 {self.joint_f1:.4f} (P {self.joint_p:.3f} R {self.joint_r:.3f})"
+        )
+
+
+def _labels(rows: Iterable[tuple[str, int, int, str | None]]) -> list[Any]:
+    from unspin.corpus import Label
+
+    return [Label(article_id=a, start=s, end=e, technique=t) for a, s, e, t in rows]
+
+
+def tc_predict(tagger: Tagger, out: ArticleOutputs, spans: list[tuple[int, int]]) -> list[str]:
+    """Label template rows; identical spans listed k times get the k best distinct labels."""
+    uniq = sorted(set(spans))
+    probs = tagger.classify_outputs(out, uniq)
+    ranked = {sp: list(np.argsort(-row)) for sp, row in zip(uniq, probs, strict=True)}
+    used: dict[tuple[int, int], int] = defaultdict(int)
+    labels = []
+    for sp in spans:
+        labels.append(TECHNIQUES[ranked[sp][used[sp] % len(TECHNIQUES)]])
+        used[sp] += 1
+    return labels
+
+
+def evaluate(
+    tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold, *, tc: bool = True
+) -> Evaluation:
+    from unspin.scorer import score
+
+    gold_si = _labels((a, s, e, None) for a, rows in gold.items() for s, e, _ in rows)
+    gold_j = _labels((a, s, e, t) for a, rows in gold.items() for s, e, t in rows)
+    pred_si, pred_j, pred_tc = [], [], []
+    for aid, out in outputs.items():
+        for sp in tagger._si_spans(out, None):
+            pred_si.append((aid, sp.start, sp.end, None))
+        for sp in tagger._joint_spans(out, None):
+            pred_j.append((aid, sp.start, sp.end, sp.technique))
+        if tc:
+            spans = [(s, e) for s, e, _ in gold.get(aid, [])]
+            for (s, e), t in zip(spans, tc_predict(tagger, out, spans), strict=True):
+                pred_tc.append((aid, s, e, t))
+    si = score("si", gold_si, _labels(pred_si))
+    joint = score("joint", gold_j, _labels(pred_j))
+    tcs = score("tc", gold_j, _labels(pred_tc)) if tc else None
+    return Evaluation(
+        si_f1=si.f1,
+        si_p=si.precision,
+        si_r=si.recall,
+        tc_f1=tcs.f1 if tcs else float("nan"),
+        joint_f1=joint.f1,
+        joint_p=joint.precision,
+        joint_r=joint.recall,
+        per_technique=dict(joint.per_technique or {}),
+        tc_per_technique=dict(tcs.per_technique or {}) if tcs else {},
+    )
+
+
+def tune(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> dict[str, Any]:
+    """Grid-search the decoding settings on cached outputs; writes the best into tagger.config."""
+    c = tagger.config
+    best: tuple[float, dict[str, Any]] = (-1.0, {})
+    for thr in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55):
+        for gap in (0, 1, 2):
+            c.update(si_threshold=thr, max_gap=gap)
+            ev = evaluate(tagger, outputs, gold, tc=False)
+            if ev.si_f1 > best[0]:
+                best = (ev.si_f1, {"si_threshold": thr, "max_gap": gap})
+    c.update(best[1])
+    jbest: tuple[float, dict[str, Any]] = (-1.0, {})
+    for ratio in (0.3, 0.5, 0.7, 1.01):
+        for jt in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+            c.update(second_label_ratio=ratio, joint_threshold=jt)
+            ev = evaluate(tagger, outputs, gold, tc=False)
+            if ev.joint_f1 > jbest[0]:
+                jbest = (ev.joint_f1, {"second_label_ratio": ratio, "joint_threshold": jt})
+    c.update(jbest[1])
+    return {**best[1], **jbest[1]}
+
+
+def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> list[float]:
+    """Logistic regression of y on logit(raw) (Newton's method); returns [a, b]."""
+    p = np.clip(raw, 1e-6, 1 - 1e-6)
+    x = np.stack([np.log(p / (1 - p)), np.ones_like(p)], axis=1)
+    w = np.array([1.0, 0.0])
+    for _ in range(iters):
+        q = 1 / (1 + np.exp(-x @ w))
+        g = x.T @ (q - y)
+        h = (x * (q * (1 - q))[:, None]).T @ x + 1e-6 * np.eye(2)
+        w -= np.linalg.solve(h, g)
+    return [float(w[0]), float(w[1])]
+
+
+def reliability(scores: np.ndarray, y: np.ndarray, bins: int = 5) -> tuple[list[str], float]:
+    """Rows 'lo-hi  n  mean score  share correct' and the expected calibration error."""
+    edges = np.linspace(0, 1, bins + 1)
+    rows, ece = [], 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (scores >= lo) & (scores < hi if hi < 1 else scores <= hi)
+        if m.sum() == 0:
+            continue
+        conf, acc = float(scores[m].mean()), float(y[m].mean())
+        ece += m.sum() / len(scores) * abs(conf - acc)
+        rows.append(f"{lo:.1f}-{hi:.1f}  {int(m.sum()):5d}  {conf:.3f}  {acc:.3f}")
+    return rows, float(ece)
+
+
+def span_correct(
+    spans: list[tuple[str, int, int, str | None]], gold: Gold, *, joint: bool
+) -> np.ndarray:
+    """1 where at least half of a predicted span lies inside gold (same technique if joint)."""
+    y = []
+    for aid, s, e, t in spans:
+        cover = np.zeros(e - s, dtype=bool)
+        for gs, ge, gt in gold.get(aid, []):
+            if joint and gt != t:
+                continue
+            lo, hi = max(s, gs), min(e, ge)
+            if hi > lo:
+                cover[lo - s : hi - s] = True
+        y.append(float(cover.mean() >= 0.5))
+    return np.asarray(y)

@@ -1,0 +1,74 @@
+"""Segment stage: tokenize an article once and cut it into overlapping encoder windows.
+
+Offsets stay exact: every token keeps its (start, end) code-point span in the article, so
+window predictions can be stitched back to character offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+__all__ = ["Encoded", "Window", "load_tokenizer", "encode_article", "make_windows", "pad_batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An article as tokens: ids and code-point offsets, no special tokens."""
+
+    ids: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (n, 2) int64, code points into the text
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """``ids[1:-1]`` are article tokens ``first .. first + n - 1`` wrapped in CLS/SEP."""
+
+    ids: np.ndarray  # (n + 2,) int64
+    first: int
+    n: int
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    tok = Tokenizer.from_file(str(path))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def encode_article(tok: Tokenizer, text: str) -> Encoded:
+    enc = tok.encode(text, add_special_tokens=False)
+    ids = np.asarray(enc.ids, dtype=np.int64)
+    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+    # Drop zero-width tokens (can appear for stray control characters).
+    keep = offsets[:, 1] > offsets[:, 0]
+    return Encoded(ids=ids[keep], offsets=offsets[keep])
+
+
+def make_windows(enc: Encoded, cls_id: int, sep_id: int, max_len: int, stride: int) -> list[Window]:
+    """Windows of at most ``max_len`` ids (CLS/SEP included), starting every ``stride`` tokens."""
+    width = max_len - 2
+    n = len(enc.ids)
+    starts = [0]
+    while starts[-1] + width < n:
+        starts.append(starts[-1] + stride)
+    windows = []
+    for s in starts:
+        e = min(n, s + width)
+        ids = np.concatenate([[cls_id], enc.ids[s:e], [sep_id]]).astype(np.int64)
+        windows.append(Window(ids=ids, first=s, n=e - s))
+    return windows
+
+
+def pad_batch(windows: list[Window], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask), both (batch, longest) int64."""
+    longest = max(len(w.ids) for w in windows)
+    ids = np.full((len(windows), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(windows), longest), dtype=np.int64)
+    for i, w in enumerate(windows):
+        ids[i, : len(w.ids)] = w.ids
+        mask[i, : len(w.ids)] = 1
+    return ids, mask

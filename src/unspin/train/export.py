@@ -1,0 +1,109 @@
+"""Export the trained network to ONNX, quantize it to int8, and check the accuracy cost on val."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unspin.evaluate import evaluate
+from unspin.tagger import Tagger
+from unspin.train.model import Network
+
+__all__ = ["export"]
+
+
+class _Graph(torch.nn.Module):
+    def __init__(self, net: Network) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        return self.net(input_ids, attention_mask)
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def export(
+    net: Network,
+    config: dict[str, Any],
+    tokenizer_json: Path,
+    out: Path,
+    val_texts: dict[str, str] | None = None,
+    val_gold: dict[str, list] | None = None,
+    *,
+    quantize: bool = True,
+) -> Path:
+    """Write ``out/`` = model.onnx (int8) + tc_head.npz + tokenizer.json + config.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.float().eval()
+    ids = torch.full((2, 16), int(config["pad_id"]), dtype=torch.long)
+    ids[:, 0] = int(config["cls_id"])
+    mask = torch.ones_like(ids)
+    fp32 = out / "model.fp32.onnx"
+    torch.onnx.export(
+        _Graph(net),
+        (ids, mask),
+        str(fp32),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["si_logits", "tech_logits", "hidden"],
+        dynamic_axes={
+            n: {0: "batch", 1: "seq"}
+            for n in ("input_ids", "attention_mask", "si_logits", "tech_logits", "hidden")
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    np.savez(out / "tc_head.npz", **net.tc_head_arrays())
+    shutil.copy(tokenizer_json, out / "tokenizer.json")
+    (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    final = out / "model.onnx"
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(
+            str(fp32),
+            str(final),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gather"],
+        )
+    else:
+        shutil.copy(fp32, final)
+    report: dict[str, Any] = {"onnx_mb": round(final.stat().st_size / 2**20, 1)}
+    if val_texts and val_gold:
+        for kind, path in (("onnx_fp32", fp32), ("onnx_int8", final)):
+            tagger = _onnx_tagger(out, path, config)
+            outs = {aid: tagger.outputs(t) for aid, t in val_texts.items()}
+            ev = evaluate(tagger, outs, val_gold)
+            report[kind] = ev.__dict__
+            _log(f"{kind} val: {ev.line()}")
+        config["val"] = {
+            k: report["onnx_int8"][k]
+            for k in ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
+        }
+        (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    (out / "export_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return out
+
+
+def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagger:
+    import onnxruntime as ort
+
+    from unspin.segment import load_tokenizer
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+    def backend(ids: np.ndarray, mask: np.ndarray):
+        return tuple(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
+
+    head = dict(np.load(folder / "tc_head.npz"))
+    return Tagger.from_parts(dict(config), load_tokenizer(folder / "tokenizer.json"), backend, head)

@@ -1,0 +1,298 @@
+"""`unspin train CONFIG`: fine-tune, select the epoch on val, tune decoding, calibrate, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unspin.corpus import load_split, read_article, read_labels
+from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune
+from unspin.segment import load_tokenizer
+from unspin.tagger import ArticleOutputs, Tagger
+from unspin.techniques import TECHNIQUES
+from unspin.train.data import Example, build_examples
+from unspin.train.encoders import resolve_encoder
+from unspin.train.model import Network
+
+__all__ = ["train", "load_config"]
+
+DEFAULTS: dict[str, Any] = {
+    "name": "model",
+    "encoder": "minilm",
+    "max_len": 256,
+    "stride": 128,
+    "train_stride": 192,
+    "epochs": 3,
+    "lr": 5e-5,
+    "head_lr": 1e-3,
+    "batch_size": 8,
+    "warmup": 0.1,
+    "weight_decay": 0.01,
+    "seed": 13,
+    "bf16": True,
+    "threads": 2,
+    "tc_loss_weight": 1.0,
+    "tech_loss_weight": 1.0,
+    "max_train_articles": 0,
+    "max_val_articles": 0,
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return {**DEFAULTS, **tomllib.load(f)}
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _load(corpus: Path, ids: list[str]) -> tuple[dict[str, str], dict[str, list]]:
+    texts = {i: read_article(corpus / "train-articles" / f"article{i}.txt") for i in ids}
+    labels: dict[str, list] = {i: [] for i in ids}
+    for lab in read_labels(corpus / "train-task-flc-tc.labels", task="tc"):
+        if lab.article_id in labels:
+            labels[lab.article_id].append((lab.start, lab.end, lab.technique))
+    return texts, labels
+
+
+def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
+    L = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), L), dtype=torch.long)
+    si = torch.full((len(batch), L), -100, dtype=torch.long)
+    tech = torch.zeros((len(batch), L, len(TECHNIQUES)))
+    tmask = torch.zeros((len(batch), L))
+    spans = []
+    for r, e in enumerate(batch):
+        n = len(e.ids)
+        ids[r, :n] = torch.from_numpy(e.ids)
+        mask[r, :n] = 1
+        si[r, :n] = torch.from_numpy(e.si)
+        tech[r, :n] = torch.from_numpy(e.tech)
+        tmask[r, 1 : n - 1] = 1
+        spans += [(r, s.a, s.b, torch.from_numpy(s.feats), s.label) for s in e.spans]
+    return {"ids": ids, "mask": mask, "si": si, "tech": tech, "tmask": tmask, "spans": spans}
+
+
+def torch_backend(net: Network):
+    def run(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.inference_mode():
+            si, tech, hidden = net(torch.from_numpy(ids), torch.from_numpy(mask))
+        return si.float().numpy(), tech.float().numpy(), hidden.float().numpy()
+
+    return run
+
+
+def _outputs(tagger: Tagger, texts: dict[str, str]) -> dict[str, ArticleOutputs]:
+    return {aid: tagger.outputs(t) for aid, t in texts.items()}
+
+
+def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
+    """Fit Platt scaling for SI and joint span scores; report a 2-fold cross-fitted reliability
+    table (each half calibrated on the other) so the reported error is not fitted on itself."""
+    c = tagger.config
+    c["si_calibration"] = c["joint_calibration"] = None
+    raw_jt = c.get("joint_threshold", 0.0)
+    report: dict[str, Any] = {}
+    for kind in ("si", "joint"):
+        rows = []
+        for aid, out in outputs.items():
+            spans = tagger._si_spans(out, None) if kind == "si" else tagger._joint_spans(out, 0.0)
+            rows += [(aid, s.start, s.end, s.technique, s.score) for s in spans]
+        if len(rows) < 10:
+            continue
+        raw = np.array([r[4] for r in rows])
+        y = span_correct([r[:4] for r in rows], gold, joint=kind == "joint")
+        folds = np.array([hash(r[0]) % 2 for r in rows])
+        cross = np.zeros_like(raw)
+        for f in (0, 1):
+            if (folds != f).sum() and (folds == f).sum():
+                ab = fit_platt(raw[folds != f], y[folds != f])
+                p = np.clip(raw[folds == f], 1e-6, 1 - 1e-6)
+                cross[folds == f] = 1 / (1 + np.exp(-(ab[0] * np.log(p / (1 - p)) + ab[1])))
+        table, ece = reliability(cross, y)
+        raw_table, raw_ece = reliability(raw, y)
+        ab = fit_platt(raw, y)
+        c[f"{kind}_calibration"] = ab
+        report[kind] = {
+            "platt": ab,
+            "ece_raw": raw_ece,
+            "ece_calibrated_crossfit": ece,
+            "table_raw": raw_table,
+            "table": table,
+            "n": len(rows),
+        }
+    if c.get("joint_calibration"):
+        a, b = c["joint_calibration"]
+        p = min(max(raw_jt, 1e-6), 1 - 1e-6)
+        c["joint_threshold"] = (
+            float(1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))) if raw_jt else 0.0
+        )
+    return report
+
+
+def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> Path:
+    cfg = load_config(config_path)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(int(cfg["threads"]))
+    random.seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    corpus, out = Path(corpus), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    enc_dir = resolve_encoder(cfg["encoder"])
+    tok = load_tokenizer(enc_dir / "tokenizer.json")
+    cls_id = (
+        tok.token_to_id("[CLS]") if tok.token_to_id("[CLS]") is not None else tok.token_to_id("<s>")
+    )
+    sep_id = (
+        tok.token_to_id("[SEP]")
+        if tok.token_to_id("[SEP]") is not None
+        else tok.token_to_id("</s>")
+    )
+    pad_id = (
+        tok.token_to_id("[PAD]")
+        if tok.token_to_id("[PAD]") is not None
+        else tok.token_to_id("<pad>")
+    )
+    infer_cfg = {
+        "name": cfg["name"],
+        "encoder": cfg["encoder"],
+        "max_len": cfg["max_len"],
+        "stride": cfg["stride"],
+        "cls_id": cls_id,
+        "sep_id": sep_id,
+        "pad_id": pad_id,
+        "batch_size": 8,
+        "techniques": list(TECHNIQUES),
+    }
+    train_ids, val_ids = load_split(corpus, "train"), load_split(corpus, "val")
+    if cfg["max_train_articles"]:
+        train_ids = train_ids[: cfg["max_train_articles"]]
+    if cfg["max_val_articles"]:
+        val_ids = val_ids[: cfg["max_val_articles"]]
+    tr_texts, tr_gold = _load(corpus, train_ids)
+    va_texts, va_gold = _load(corpus, val_ids)
+    examples = build_examples(
+        tr_texts,
+        tr_gold,
+        tok,
+        cls_id=cls_id,
+        sep_id=sep_id,
+        max_len=cfg["max_len"],
+        stride=cfg["train_stride"],
+    )
+    _log(f"{len(train_ids)} train / {len(val_ids)} val articles, {len(examples)} windows")
+
+    net = Network(enc_dir)
+    counts = np.ones(len(TECHNIQUES))
+    for rows in tr_gold.values():
+        for _, _, t in rows:
+            counts[TECHNIQUES.index(t)] += 1
+    cw = torch.tensor((counts.max() / counts) ** 0.5, dtype=torch.float32).clamp(max=5.0)
+    pos_w = torch.tensor(np.clip((counts.sum() / counts) ** 0.5 / 3, 1.0, 8.0), dtype=torch.float32)
+    head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "lr": cfg["lr"]},
+            {"params": head_params, "lr": cfg["head_lr"]},
+        ],
+        weight_decay=cfg["weight_decay"],
+    )
+    bs = int(cfg["batch_size"])
+    steps = cfg["epochs"] * ((len(examples) + bs - 1) // bs)
+    warm = int(cfg["warmup"] * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / max(warm, 1), max(0.0, (steps - s) / max(steps - warm, 1)))
+    )
+    ce_si = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]), ignore_index=-100)
+    ce_tc = nn.CrossEntropyLoss(weight=cw)
+    best_score, best_state, history = -1.0, None, []
+    t0, step = time.time(), 0
+    for epoch in range(cfg["epochs"]):
+        net.train()
+        order = np.random.permutation(len(examples))
+        for i in range(0, len(order), bs):
+            batch = _collate([examples[j] for j in order[i : i + bs]], pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
+                si, tech, hidden = net(batch["ids"], batch["mask"])
+                tc = None
+                if batch["spans"]:
+                    tc = net.span_logits(hidden, tech, [s[:4] for s in batch["spans"]])
+            loss = ce_si(si.float().reshape(-1, 3), batch["si"].reshape(-1))
+            bce = nn.functional.binary_cross_entropy_with_logits(
+                tech.float(), batch["tech"], pos_weight=pos_w, reduction="none"
+            )
+            loss = (
+                loss
+                + cfg["tech_loss_weight"]
+                * (bce.mean(-1) * batch["tmask"]).sum()
+                / batch["tmask"].sum()
+            )
+            if tc is not None:
+                y = torch.tensor([s[4] for s in batch["spans"]])
+                loss = loss + cfg["tc_loss_weight"] * ce_tc(tc.float(), y)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 25 == 0:
+                _log(
+                    f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.4f} "
+                    f"({(time.time() - t0) / step:.2f} s/step)"
+                )
+        net.eval()
+        tagger = Tagger.from_parts(dict(infer_cfg), tok, torch_backend(net), net.tc_head_arrays())
+        outs = _outputs(tagger, va_texts)
+        tuned = tune(tagger, outs, va_gold)
+        ev = evaluate(tagger, outs, va_gold)
+        _log(f"epoch {epoch + 1} val: {ev.line()}  tuned {tuned}")
+        sel = ev.si_f1 + ev.joint_f1 + 0.5 * ev.tc_f1
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "si_f1": ev.si_f1,
+                "tc_f1": ev.tc_f1,
+                "joint_f1": ev.joint_f1,
+                "tuned": tuned,
+            }
+        )
+        if sel > best_score:
+            best_score = sel
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    assert best_state is not None
+    net.load_state_dict(best_state)
+    net.eval()
+    train_minutes = (time.time() - t0) / 60
+    torch.save(best_state, out / "network.pt")
+    tagger = Tagger.from_parts(dict(infer_cfg), tok, torch_backend(net), net.tc_head_arrays())
+    outs = _outputs(tagger, va_texts)
+    tuned = tune(tagger, outs, va_gold)
+    calib = calibrate_on(tagger, outs, va_gold)
+    ev = evaluate(tagger, outs, va_gold)
+    _log(f"best torch model val: {ev.line()}")
+    meta = {
+        "config": cfg,
+        "history": history,
+        "train_minutes": round(train_minutes, 1),
+        "torch_val": ev.__dict__,
+        "calibration_report": calib,
+    }
+    (out / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    (out / "infer_config.json").write_text(json.dumps(tagger.config, indent=1), encoding="utf-8")
+    from unspin.train.export import export
+
+    export(net, tagger.config, enc_dir / "tokenizer.json", out / "onnx", va_texts, va_gold)
+    return out

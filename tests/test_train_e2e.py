@@ -1,0 +1,151 @@
+"""Train -> export -> predict end to end with a tiny random encoder (no real weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ARTICLES
+from typer.testing import CliRunner
+
+from unspin.cli import app
+from unspin.tagger import Tagger
+from unspin.techniques import TECHNIQUES
+
+pytest.importorskip("torch")
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tiny_corpus: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    cfg = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    cfg.write_text(
+        f'name = "tiny"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+        "train_stride = 12\nepochs = 2\nlr = 1e-3\nbatch_size = 4\nbf16 = false\nthreads = 1\n",
+        encoding="utf-8",
+    )
+    out = tmp_path_factory.mktemp("run")
+    result = runner.invoke(
+        app, ["train", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return out / "onnx"
+
+
+def test_export_writes_a_complete_model_folder(trained: Path) -> None:
+    for name in ("model.onnx", "tc_head.npz", "tokenizer.json", "config.json"):
+        assert (trained / name).is_file(), name
+    config = json.loads((trained / "config.json").read_text())
+    assert config["max_len"] == 24
+    assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
+    assert 0.0 <= config["si_threshold"] <= 1.0
+
+
+def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:
+    tagger = Tagger(trained, threads=1)
+    text = ARTICLES["1002"]  # starts with a BOM; longer than one 24-token window
+    out = tagger.outputs(text)
+    assert len(out.windows) > 1
+    assert out.si.shape == (len(out.enc.ids), 3)
+    for (s, e), tid in zip(out.enc.offsets, out.enc.ids, strict=True):
+        assert text[s:e].strip(), (s, e, tid)
+    for span in tagger.predict(text, threshold=0.0):
+        assert 0 <= span.start < span.end <= len(text)
+        assert span.technique in TECHNIQUES
+        assert 0.0 <= span.score <= 1.0
+        assert text[span.start].strip() and text[span.end - 1].strip()
+
+
+def test_classify_ranks_all_techniques(trained: Path) -> None:
+    tagger = Tagger(trained, threads=1)
+    text = ARTICLES["1001"]
+    s = text.index("takfiri")
+    ranked = tagger.classify(text, [(s, s + 18)])[0]
+    assert sorted(t for t, _ in ranked) == sorted(TECHNIQUES)
+    assert abs(sum(p for _, p in ranked) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("task", ["si", "joint"])
+def test_predict_cli_writes_ptc_rows(
+    task: str, trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / f"{task}.labels"
+    args = ["predict", str(tiny_corpus / "train-articles"), "--task", task, "-o", str(out)]
+    result = runner.invoke(app, [*args, "--model", str(trained), "--threshold", "0"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert rows, "a threshold of 0 keeps every decoded span"
+    for row in rows:
+        assert len(row) == (3 if task == "si" else 4)
+        assert row[0] in ARTICLES
+        start, end = int(row[-2]), int(row[-1])
+        assert 0 <= start < end <= len(ARTICLES[row[0]])
+        if task == "joint":
+            assert row[1] in TECHNIQUES
+
+
+def test_predict_tc_fills_the_template_in_order(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "template.labels"
+    gold = (tiny_corpus / "train-task-flc-tc.labels").read_text().splitlines()
+    template.write_text(
+        "".join(
+            f"{r.split(chr(9))[0]}\t?\t{r.split(chr(9))[2]}\t{r.split(chr(9))[3]}\n" for r in gold
+        )
+    )
+    out = tmp_path / "tc.labels"
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tiny_corpus / "train-articles"),
+            "--task",
+            "tc",
+            "--template",
+            str(template),
+            "-o",
+            str(out),
+            "--model",
+            str(trained),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    got = [line.split("\t") for line in out.read_text().splitlines()]
+    want = [line.split("\t") for line in template.read_text().splitlines()]
+    assert [(r[0], r[2], r[3]) for r in got] == [(r[0], r[2], r[3]) for r in want]
+    assert all(r[1] in TECHNIQUES for r in got)
+    # identical spans listed twice get two different techniques (multiset matching)
+    score = runner.invoke(
+        app, ["score", "tc", str(tiny_corpus / "train-task-flc-tc.labels"), str(out), "--json"]
+    )
+    assert score.exit_code == 0, score.output
+    assert 0.0 <= json.loads(score.output)["f1"] <= 1.0
+
+
+def test_predict_errors_are_one_clean_line(trained: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path),
+            "--task",
+            "joint",
+            "-o",
+            str(tmp_path / "x"),
+            "--model",
+            str(trained),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "Traceback" not in result.output
+    result = runner.invoke(
+        app, ["predict", str(tmp_path), "--task", "tc", "-o", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 1 and "--template" in result.output
+    result = runner.invoke(app, ["predict", str(tmp_path), "--model", "nope", "-o", "x"])
+    assert result.exit_code == 1
