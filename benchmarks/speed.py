@@ -1,0 +1,120 @@
+"""Speed of a shipped model: ONNX int8 (what unspin runs) vs the same network in torch fp32.
+
+Each engine runs in its own subprocess so that cold start and peak RSS are its own.
+Measures over ../shared/data/unlabeled-news: articles/s, p50/p95 latency per article
+(tokenization, windows, network, decoding and span labelling included), peak RSS, cold start
+(process start -> model loaded -> first short article tagged).
+
+    python benchmarks/speed.py --model small [--limit 400] [--threads 2] [--engines onnx,torch]
+
+The torch engine needs the [train] extra and the run folder of the model (runs/<name>/network.pt);
+without it, it runs the same architecture with the base encoder's weights (same compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    import resource
+
+    import numpy as np
+
+    if args.engine == "onnx":
+        from unspin.tagger import Tagger
+
+        tagger = Tagger(args.model, threads=args.threads)
+    else:
+        import torch
+
+        from unspin.segment import load_tokenizer
+        from unspin.tagger import resolve_model
+        from unspin.train.encoders import resolve_encoder
+        from unspin.train.loop import torch_backend
+        from unspin.train.model import Network
+
+        torch.set_num_threads(args.threads)
+        folder = resolve_model(args.model)
+        config = json.loads((folder / "config.json").read_text())
+        net = Network(resolve_encoder(config["encoder"])).eval()
+        ckpt = ROOT / "runs" / config["name"] / "network.pt"
+        if ckpt.is_file():
+            net.load_state_dict(torch.load(ckpt, map_location="cpu"))
+        from unspin.tagger import Tagger
+
+        head = dict(np.load(folder / "tc_head.npz"))
+        tagger = Tagger.from_parts(
+            config, load_tokenizer(folder / "tokenizer.json"), torch_backend(net), head
+        )
+    tagger.predict("The brave soldiers crushed the terrorists, said the minister.")
+    cold = time.perf_counter() - t0
+    files = sorted(Path(args.data).glob("*.txt"))[: args.limit]
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    lat = []
+    n_spans = 0
+    start = time.perf_counter()
+    for text in texts:
+        t = time.perf_counter()
+        n_spans += len(tagger.predict(text))
+        lat.append(time.perf_counter() - t)
+    total = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "engine": args.engine, "model": args.model, "articles": len(texts),
+        "chars": sum(map(len, texts)), "articles_per_s": len(texts) / total,
+        "p50_ms": float(np.percentile(lat, 50) * 1000), "p95_ms": float(np.percentile(lat, 95) * 1000),
+        "peak_rss_mb": rss, "cold_start_s": cold, "spans": n_spans, "threads": args.threads,
+    }))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="small")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "unlabeled-news"))
+    ap.add_argument("--limit", type=int, default=400)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engines", default="onnx,torch")
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
+    ap.add_argument("--write-config", action="store_true",
+                    help="record the ONNX numbers in the model's config.json (speed)")
+    args = ap.parse_args()
+    if args.engine:
+        child(args)
+        return
+    results = []
+    for engine in args.engines.split(","):
+        cmd = [sys.executable, __file__, "--engine", engine, "--model", args.model,
+               "--data", args.data, "--limit", str(args.limit), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"model {args.model}, {results[0]['articles']} articles "
+          f"({results[0]['chars'] / results[0]['articles']:.0f} chars avg), {args.threads} threads")
+    print(f"{'engine':8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8} {'cold s':>7}")
+    for r in results:
+        print(f"{r['engine']:8} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} "
+              f"{r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}")
+    if len(results) == 2:
+        print(f"speed-up onnx/torch: {results[0]['articles_per_s'] / results[1]['articles_per_s']:.2f}x")
+    if args.write_config:
+        from unspin.tagger import resolve_model
+
+        cfg_path = resolve_model(args.model) / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        onnx = next(r for r in results if r["engine"] == "onnx")
+        cfg["speed"] = {k: round(onnx[k], 2) for k in
+                        ("articles_per_s", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_s")}
+        cfg["speed"]["threads"] = args.threads
+        cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
