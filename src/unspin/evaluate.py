@@ -104,11 +104,13 @@ def tune(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> dict
     c.update(best[1])
     jbest: tuple[float, dict[str, Any]] = (-1.0, {})
     for ratio in (0.3, 0.5, 0.7, 1.01):
-        for jt in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
-            c.update(second_label_ratio=ratio, joint_threshold=jt)
-            ev = evaluate(tagger, outputs, gold, tc=False)
-            if ev.joint_f1 > jbest[0]:
-                jbest = (ev.joint_f1, {"second_label_ratio": ratio, "joint_threshold": jt})
+        for rep in (0.0, 0.3, 0.6):
+            for jt in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+                c.update(second_label_ratio=ratio, repetition_floor=rep, joint_threshold=jt)
+                ev = evaluate(tagger, outputs, gold, tc=False)
+                if ev.joint_f1 > jbest[0]:
+                    settings = {"second_label_ratio": ratio, "repetition_floor": rep}
+                    jbest = (ev.joint_f1, {**settings, "joint_threshold": jt})
     c.update(jbest[1])
     return {**best[1], **jbest[1]}
 

@@ -192,20 +192,23 @@ class Tagger:
         """Span identification: propaganda spans without a technique."""
         return self._si_spans(self.outputs(text), threshold)
 
-    def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
+    def _si_raw(self, out: ArticleOutputs) -> list[tuple[int, int, float]]:
+        """Decoded SI spans with their raw (uncalibrated) mean token probability."""
         c = self.config
         if len(out.enc.ids) == 0:
             return []
-        p_in = out.si[:, 1] + out.si[:, 2]
-        raw = runs_to_spans(
+        return runs_to_spans(
             out.text,
             out.enc,
-            p_in,
+            out.si[:, 1] + out.si[:, 2],
             c.get("si_threshold", 0.5),
             min_chars=c.get("min_chars", 3),
             max_gap=c.get("max_gap", 0),
         )
-        spans = [Span(s, e, None, float(calibrate(r, c.get("si_calibration")))) for s, e, r in raw]
+
+    def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
+        cal = self.config.get("si_calibration")
+        spans = [Span(s, e, None, float(calibrate(r, cal))) for s, e, r in self._si_raw(out)]
         if threshold is not None:
             spans = [sp for sp in spans if sp.score >= threshold]
         return spans
@@ -229,21 +232,35 @@ class Tagger:
 
     def _joint_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
         c = self.config
-        si = self._si_spans(out, None)
-        probs = self.classify_outputs(out, [(s.start, s.end) for s in si])
+        si = self._si_raw(out)
+        probs = self.classify_outputs(out, [(s, e) for s, e, _ in si])
         second = float(c.get("second_label_ratio", 0.6))
+        rep_floor = float(c.get("repetition_floor", 0.0))
+        rep = TECHNIQUES.index("Repetition")
+        cal = c.get("joint_calibration")
         spans: list[Span] = []
-        for sp, row in zip(si, probs, strict=True):
+        for (start, end, raw_si), row in zip(si, probs, strict=True):
             order = np.argsort(-row)
-            for rank, k in enumerate(order[:2]):
-                if rank == 1 and row[k] < second * row[order[0]]:
-                    break
-                raw = sp.score * float(row[k])
-                score = float(calibrate(raw, c.get("joint_calibration")))
-                spans.append(Span(sp.start, sp.end, TECHNIQUES[k], score))
+            picked = [int(order[0])]
+            if row[order[1]] >= second * row[order[0]]:
+                picked.append(int(order[1]))
+            scores = {k: float(row[k]) for k in picked}
+            if rep_floor > 0 and rep not in scores and _recurs(out.text, start, end):
+                scores[rep] = max(float(row[rep]), rep_floor)
+            for k, p in scores.items():
+                score = float(calibrate(raw_si * p, cal))
+                spans.append(Span(start, end, TECHNIQUES[k], score))
         cut = c.get("joint_threshold", 0.0) if threshold is None else threshold
         spans = [sp for sp in spans if sp.score >= cut]
         return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
+
+
+def _recurs(text: str, start: int, end: int) -> bool:
+    """The span's text (case-insensitive, at least two words) occurs elsewhere in the article."""
+    key = text[start:end].lower().strip(" \t\n\"'“”‘’.,;:!?")
+    if len(key.split()) < 2 and len(key) < 8:
+        return False
+    return text.lower().count(key) >= 2
 
 
 def shipped_models() -> dict[str, Path]:

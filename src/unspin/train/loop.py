@@ -23,7 +23,7 @@ from unspin.train.data import Example, build_examples
 from unspin.train.encoders import resolve_encoder
 from unspin.train.model import Network
 
-__all__ = ["train", "load_config"]
+__all__ = ["train", "finalize", "load_config"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "model",
@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 0.1,
     "weight_decay": 0.01,
     "seed": 13,
-    "bf16": True,
+    "bf16": False,
     "threads": 2,
     "tc_loss_weight": 1.0,
     "tech_loss_weight": 1.0,
@@ -141,6 +141,28 @@ def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
     return report
 
 
+def _token_id(tok: Any, *names: str) -> int:
+    for name in names:
+        if tok.token_to_id(name) is not None:
+            return int(tok.token_to_id(name))
+    raise ValueError(f"tokenizer has none of {names}")
+
+
+def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
+    """What inference needs to know about the model (saved as config.json beside it)."""
+    return {
+        "name": cfg["name"],
+        "encoder": cfg["encoder"],
+        "max_len": cfg["max_len"],
+        "stride": cfg["stride"],
+        "cls_id": _token_id(tok, "[CLS]", "<s>"),
+        "sep_id": _token_id(tok, "[SEP]", "</s>"),
+        "pad_id": _token_id(tok, "[PAD]", "<pad>"),
+        "batch_size": 8,
+        "techniques": list(TECHNIQUES),
+    }
+
+
 def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> Path:
     cfg = load_config(config_path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -152,30 +174,8 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
     out.mkdir(parents=True, exist_ok=True)
     enc_dir = resolve_encoder(cfg["encoder"])
     tok = load_tokenizer(enc_dir / "tokenizer.json")
-    cls_id = (
-        tok.token_to_id("[CLS]") if tok.token_to_id("[CLS]") is not None else tok.token_to_id("<s>")
-    )
-    sep_id = (
-        tok.token_to_id("[SEP]")
-        if tok.token_to_id("[SEP]") is not None
-        else tok.token_to_id("</s>")
-    )
-    pad_id = (
-        tok.token_to_id("[PAD]")
-        if tok.token_to_id("[PAD]") is not None
-        else tok.token_to_id("<pad>")
-    )
-    infer_cfg = {
-        "name": cfg["name"],
-        "encoder": cfg["encoder"],
-        "max_len": cfg["max_len"],
-        "stride": cfg["stride"],
-        "cls_id": cls_id,
-        "sep_id": sep_id,
-        "pad_id": pad_id,
-        "batch_size": 8,
-        "techniques": list(TECHNIQUES),
-    }
+    infer_cfg = _infer_config(cfg, tok)
+    pad_id = infer_cfg["pad_id"]
     train_ids, val_ids = load_split(corpus, "train"), load_split(corpus, "val")
     if cfg["max_train_articles"]:
         train_ids = train_ids[: cfg["max_train_articles"]]
@@ -187,8 +187,8 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
         tr_texts,
         tr_gold,
         tok,
-        cls_id=cls_id,
-        sep_id=sep_id,
+        cls_id=infer_cfg["cls_id"],
+        sep_id=infer_cfg["sep_id"],
         max_len=cfg["max_len"],
         stride=cfg["train_stride"],
     )
@@ -273,26 +273,39 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
             best_score = sel
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     assert best_state is not None
-    net.load_state_dict(best_state)
-    net.eval()
     train_minutes = (time.time() - t0) / 60
     torch.save(best_state, out / "network.pt")
-    tagger = Tagger.from_parts(dict(infer_cfg), tok, torch_backend(net), net.tc_head_arrays())
+    meta = {"config": cfg, "history": history, "train_minutes": round(train_minutes, 1)}
+    (out / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    finalize(out, corpus)
+    return out
+
+
+def finalize(run: str | Path, corpus: str | Path) -> Path:
+    """From a run's network.pt: tune decoding and calibrate on val, export and check ONNX."""
+    run, corpus = Path(run), Path(corpus)
+    meta = json.loads((run / "train_report.json").read_text(encoding="utf-8"))
+    cfg = {**DEFAULTS, **meta["config"]}
+    torch.set_num_threads(int(cfg["threads"]))
+    enc_dir = resolve_encoder(cfg["encoder"])
+    tok = load_tokenizer(enc_dir / "tokenizer.json")
+    net = Network(enc_dir)
+    net.load_state_dict(torch.load(run / "network.pt", map_location="cpu"))
+    net.eval()
+    val_ids = load_split(corpus, "val")
+    if cfg["max_val_articles"]:
+        val_ids = val_ids[: cfg["max_val_articles"]]
+    va_texts, va_gold = _load(corpus, val_ids)
+    infer_cfg = _infer_config(cfg, tok)
+    tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays())
     outs = _outputs(tagger, va_texts)
     tuned = tune(tagger, outs, va_gold)
     calib = calibrate_on(tagger, outs, va_gold)
     ev = evaluate(tagger, outs, va_gold)
-    _log(f"best torch model val: {ev.line()}")
-    meta = {
-        "config": cfg,
-        "history": history,
-        "train_minutes": round(train_minutes, 1),
-        "torch_val": ev.__dict__,
-        "calibration_report": calib,
-    }
-    (out / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    (out / "infer_config.json").write_text(json.dumps(tagger.config, indent=1), encoding="utf-8")
+    _log(f"best torch model val: {ev.line()}  tuned {tuned}")
+    meta.update(torch_val=ev.__dict__, calibration_report=calib)
+    (run / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     from unspin.train.export import export
 
-    export(net, tagger.config, enc_dir / "tokenizer.json", out / "onnx", va_texts, va_gold)
-    return out
+    export(net, tagger.config, enc_dir / "tokenizer.json", run / "onnx", va_texts, va_gold)
+    return run
