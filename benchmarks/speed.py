@@ -45,7 +45,7 @@ def child(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         folder = resolve_model(args.model)
         config = json.loads((folder / "config.json").read_text())
-        net = Network(resolve_encoder(config["encoder"])).eval()
+        net = Network(resolve_encoder(config["encoder"]), layers=config.get("layers")).eval()
         ckpt = ROOT / "runs" / config["name"] / "network.pt"
         if ckpt.is_file():
             net.load_state_dict(torch.load(ckpt, map_location="cpu"))
@@ -68,12 +68,23 @@ def child(args: argparse.Namespace) -> None:
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "engine": args.engine, "model": args.model, "articles": len(texts),
-        "chars": sum(map(len, texts)), "articles_per_s": len(texts) / total,
-        "p50_ms": float(np.percentile(lat, 50) * 1000), "p95_ms": float(np.percentile(lat, 95) * 1000),
-        "peak_rss_mb": rss, "cold_start_s": cold, "spans": n_spans, "threads": args.threads,
-    }))
+    print(
+        json.dumps(
+            {
+                "engine": args.engine,
+                "model": args.model,
+                "articles": len(texts),
+                "chars": sum(map(len, texts)),
+                "articles_per_s": len(texts) / total,
+                "p50_ms": float(np.percentile(lat, 50) * 1000),
+                "p95_ms": float(np.percentile(lat, 95) * 1000),
+                "peak_rss_mb": rss,
+                "cold_start_s": cold,
+                "spans": n_spans,
+                "threads": args.threads,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -84,34 +95,56 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default="onnx,torch")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
-    ap.add_argument("--write-config", action="store_true",
-                    help="record the ONNX numbers in the model's config.json (speed)")
+    ap.add_argument(
+        "--write-config",
+        action="store_true",
+        help="record the ONNX numbers in the model's config.json (speed)",
+    )
     args = ap.parse_args()
     if args.engine:
         child(args)
         return
     results = []
     for engine in args.engines.split(","):
-        cmd = [sys.executable, __file__, "--engine", engine, "--model", args.model,
-               "--data", args.data, "--limit", str(args.limit), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--engine",
+            engine,
+            "--model",
+            args.model,
+            "--data",
+            args.data,
+            "--limit",
+            str(args.limit),
+            "--threads",
+            str(args.threads),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"model {args.model}, {results[0]['articles']} articles "
-          f"({results[0]['chars'] / results[0]['articles']:.0f} chars avg), {args.threads} threads")
+    print(
+        f"model {args.model}, {results[0]['articles']} articles "
+        f"({results[0]['chars'] / results[0]['articles']:.0f} chars avg), {args.threads} threads"
+    )
     print(f"{'engine':8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8} {'cold s':>7}")
     for r in results:
-        print(f"{r['engine']:8} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} "
-              f"{r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}")
+        print(
+            f"{r['engine']:8} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} "
+            f"{r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}"
+        )
     if len(results) == 2:
-        print(f"speed-up onnx/torch: {results[0]['articles_per_s'] / results[1]['articles_per_s']:.2f}x")
+        ratio = results[0]["articles_per_s"] / results[1]["articles_per_s"]
+        print(f"speed-up onnx/torch: {ratio:.2f}x")
     if args.write_config:
         from unspin.tagger import resolve_model
 
         cfg_path = resolve_model(args.model) / "config.json"
         cfg = json.loads(cfg_path.read_text())
         onnx = next(r for r in results if r["engine"] == "onnx")
-        cfg["speed"] = {k: round(onnx[k], 2) for k in
-                        ("articles_per_s", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_s")}
+        cfg["speed"] = {
+            k: round(onnx[k], 2)
+            for k in ("articles_per_s", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_s")
+        }
         cfg["speed"]["threads"] = args.threads
         cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
 

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "tech_loss_weight": 1.0,
     "max_train_articles": 0,
     "max_val_articles": 0,
+    "layers": 0,
 }
 
 
@@ -153,6 +154,7 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
     return {
         "name": cfg["name"],
         "encoder": cfg["encoder"],
+        "layers": int(cfg["layers"]) or None,
         "max_len": cfg["max_len"],
         "stride": cfg["stride"],
         "cls_id": _token_id(tok, "[CLS]", "<s>"),
@@ -194,7 +196,7 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
     )
     _log(f"{len(train_ids)} train / {len(val_ids)} val articles, {len(examples)} windows")
 
-    net = Network(enc_dir)
+    net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     counts = np.ones(len(TECHNIQUES))
     for rows in tr_gold.values():
         for _, _, t in rows:
@@ -289,7 +291,7 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     torch.set_num_threads(int(cfg["threads"]))
     enc_dir = resolve_encoder(cfg["encoder"])
     tok = load_tokenizer(enc_dir / "tokenizer.json")
-    net = Network(enc_dir)
+    net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     net.load_state_dict(torch.load(run / "network.pt", map_location="cpu"))
     net.eval()
     val_ids = load_split(corpus, "val")

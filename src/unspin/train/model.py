@@ -16,9 +16,14 @@ N_FEATS = 6
 
 
 class Network(nn.Module):
-    def __init__(self, encoder_dir: str | Path, dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder_dir: str | Path, dropout: float = 0.1, layers: int | None = None
+    ) -> None:
         super().__init__()
         self.encoder = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+        if layers:  # keep the bottom `layers` transformer layers (a faster, smaller model)
+            self.encoder.encoder.layer = self.encoder.encoder.layer[:layers]
+            self.encoder.config.num_hidden_layers = layers
         h = self.encoder.config.hidden_size
         k = len(TECHNIQUES)
         self.drop = nn.Dropout(dropout)
