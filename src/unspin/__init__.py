@@ -8,6 +8,8 @@ from unspin.techniques import TECHNIQUES
 
 __all__ = [
     "TECHNIQUES",
+    "Analysis",
+    "Analyzer",
     "CorpusError",
     "InputError",
     "ModelError",
@@ -15,3 +17,14 @@ __all__ = [
     "UnspinError",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {"Analysis": "unspin.analysis", "Analyzer": "unspin.analysis"}
+
+
+def __getattr__(name: str) -> object:
+    """Import the analysis API (pydantic) only when it is first used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'unspin' has no attribute {name!r}")

@@ -170,6 +170,77 @@ def train(
     typer.echo(f"model exported to {folder / 'onnx'}")
 
 
+@app.command()
+def analyze(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Articles: text or HTML files, http(s) URLs, or - for stdin.",
+            metavar="PATH|URL|-",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="terminal, json, html or semeval. Default: terminal on a terminal, json when "
+            "piped, or from the -o file's extension (.html, .json, .labels, .txt).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write the report to this file (atomically)."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Keep spans with confidence >= this (0-1).")
+    ] = None,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours in terminal output (or NO_COLOR=1).")
+    ] = False,
+    model: Annotated[
+        str, typer.Option("--model", help="A model from `unspin models`.")
+    ] = "default",
+) -> None:
+    """Show how articles try to persuade: techniques, where, how sure, aimed at whom.
+
+    Examples:
+
+    unspin analyze article.txt
+
+    unspin analyze https://example.org/news -o report.html
+
+    curl -s URL | unspin analyze - --format json
+    """
+    import os
+    import shutil
+
+    from unspin.analysis import Analyzer
+    from unspin.errors import InputError
+    from unspin.ingest import load
+    from unspin.report import choose_format, render, write_atomic
+
+    try:
+        tty = sys.stdout.isatty()
+        fmt_name = choose_format(fmt, output, tty)
+        if inputs.count("-") > 1:
+            raise InputError("stdin (-) can be read only once")
+        docs = [load(source) for source in inputs]
+        analyzer = Analyzer(model=model)
+        analyses = [analyzer.analyze(d.text, d.title, threshold, source=d.source) for d in docs]
+        color = output is None and tty and not no_color and not os.environ.get("NO_COLOR")
+        width = min(100, shutil.get_terminal_size((80, 24)).columns) if tty else 80
+        report = render(analyses, fmt_name, color=color, width=width)
+        if output is not None:
+            write_atomic(output, report)
+        else:
+            typer.echo(report, nl=False)
+    except UnspinError as err:
+        _fail(err)
+
+
 def main() -> None:
     try:
         app()

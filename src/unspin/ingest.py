@@ -1,0 +1,235 @@
+"""Turn what the user points at (a file, an HTML page, a URL, stdin) into one article text.
+
+Everything here raises :class:`~unspin.errors.InputError` with a one-line message on bad input,
+before any output is written. The text returned is what every offset in every report refers to.
+
+* Plain text is decoded as UTF-8 (a leading byte-order mark is dropped) and otherwise kept
+  byte-for-byte, so offsets match the file (PTC article files included).
+* HTML (by file extension, ``Content-Type`` or a ``<!doctype html``/``<html`` start) goes
+  through trafilatura (the ``[html]`` extra), which keeps the main article text and drops
+  menus, scripts and boilerplate. The page title becomes the first line of the text (unless
+  the body already starts with it), then a blank line, then the body - the layout of PTC
+  articles - so headlines are analysed too.
+* Inputs larger than :data:`MAX_BYTES` (2 MiB) are refused without being read into memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from unspin.errors import InputError
+
+__all__ = [
+    "MAX_BYTES",
+    "URL_TIMEOUT",
+    "Document",
+    "decode_text",
+    "from_html",
+    "load",
+    "read_bytes",
+    "read_path",
+    "read_stdin",
+    "read_url",
+]
+
+#: Largest input accepted, in bytes (files, stdin and downloads alike).
+MAX_BYTES = 2 * 1024 * 1024
+#: Seconds to wait for a URL to connect and for each read.
+URL_TIMEOUT = 15.0
+
+_HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml", ".shtml"})
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.I | re.S)
+_URL = re.compile(r"^https?://", re.I)
+_MIN_WORDS = 5  # fewer words of main text than this: the page has no article
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An article ready for analysis.
+
+    ``text`` is the exact string analysed (offsets refer to it); ``title`` is ``None`` when
+    unknown; ``source`` is the path, URL or ``"-"`` for stdin; ``kind`` says how it was read.
+    """
+
+    text: str
+    title: str | None
+    source: str
+    kind: Literal["text", "html"]
+
+
+def _size_error(source: str, limit: int) -> InputError:
+    return InputError(
+        f"{source}: larger than the {limit // (1024 * 1024)} MiB limit; "
+        "split the article or pass only the article text"
+    )
+
+
+def read_bytes(stream: BinaryIO, source: str, *, max_bytes: int = MAX_BYTES) -> bytes:
+    """Read at most ``max_bytes`` from ``stream``; refuse (without reading more) if it is larger."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(65536, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise _size_error(source, max_bytes)
+    return b"".join(chunks)
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """Decode UTF-8 bytes, refusing empty, binary and invalid input with a precise message."""
+    if not data.strip():
+        raise InputError(f"{source}: the input is empty; nothing to analyse")
+    if b"\x00" in data:
+        raise InputError(
+            f"{source}: looks like a binary file (it contains NUL bytes); "
+            "pass a UTF-8 text or HTML file"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{source}: not valid UTF-8 at byte offset {err.start} "
+            f"(byte 0x{data[err.start]:02x}); re-save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _looks_like_html(data: bytes) -> bool:
+    return bool(_HTML_START.match(data[:4096].removeprefix(b"\xef\xbb\xbf")))
+
+
+def _first_line_title(text: str) -> str | None:
+    """A title guess for plain text: a short first line followed by a blank line."""
+    lines = text.lstrip("\ufeff").split("\n", 2)
+    if len(lines) == 3 and lines[1].strip() == "" and lines[2].strip():
+        first = lines[0].strip()
+        if 0 < len(first) <= 200:
+            return first
+    return None
+
+
+def from_html(html: str, source: str, *, url: str | None = None) -> Document:
+    """Extract title and main text from an HTML page with trafilatura."""
+    try:
+        import trafilatura
+    except ImportError:
+        raise InputError(
+            f"{source}: reading HTML needs the [html] extra: pip install 'unspin[html]'"
+        ) from None
+    raw = trafilatura.extract(
+        html,
+        url=url,
+        output_format="json",
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        favor_recall=True,
+    )
+    data = json.loads(raw) if raw else {}
+    body = (data.get("text") or data.get("raw_text") or "").strip()
+    title = (data.get("title") or "").strip() or None
+    if len(re.findall(r"\w+", body)) < _MIN_WORDS:  # trafilatura's fallback keeps menu crumbs
+        raise InputError(f"{source}: no article text found in this HTML page")
+    if title and not body.startswith(title):
+        text = f"{title}\n\n{body}\n"
+    else:
+        text = body + "\n"
+    return Document(text=text, title=title, source=source, kind="html")
+
+
+def _document(data: bytes, source: str, *, html: bool | None, url: str | None = None) -> Document:
+    text = decode_text(data, source)
+    if html is None:
+        html = _looks_like_html(data)
+    if html:
+        return from_html(text, source, url=url)
+    return Document(text=text, title=_first_line_title(text), source=source, kind="text")
+
+
+def read_path(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> Document:
+    """Read a plain-text or HTML file."""
+    p = Path(path)
+    source = str(path)
+    try:
+        size = p.stat().st_size
+        if p.is_dir():
+            raise InputError(f"{source}: is a folder; pass an article file")
+        if size > max_bytes:
+            raise _size_error(source, max_bytes)
+        with p.open("rb") as fh:
+            data = read_bytes(fh, source, max_bytes=max_bytes)
+    except FileNotFoundError:
+        raise InputError(f"{source}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{source}: permission denied") from None
+    except IsADirectoryError:
+        raise InputError(f"{source}: is a folder; pass an article file") from None
+    except OSError as err:
+        raise InputError(f"{source}: cannot read ({err.strerror or err})") from None
+    html = True if p.suffix.lower() in _HTML_SUFFIXES else None
+    return _document(data, source, html=html)
+
+
+def read_stdin(stream: BinaryIO | None = None, *, max_bytes: int = MAX_BYTES) -> Document:
+    """Read an article (text or HTML) from standard input."""
+    if stream is None:
+        stream = sys.stdin.buffer
+    data = read_bytes(stream, "<stdin>", max_bytes=max_bytes)
+    return _document(data, "<stdin>", html=None)
+
+
+def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYTES) -> Document:
+    """Download a page (with a timeout and a size cap) and extract its article."""
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "unspin (+article analysis)", "Accept": "text/html,*/*"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise _size_error(url, max_bytes)
+            data = read_bytes(response, url, max_bytes=max_bytes)
+            ctype = (response.headers.get("Content-Type") or "").lower()
+            final_url = response.geturl() or url
+    except urllib.error.HTTPError as err:
+        raise InputError(f"{url}: the server answered HTTP {err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        reason = getattr(err, "reason", err)
+        raise InputError(
+            f"{url}: cannot fetch ({reason}); check the address and that you are online, "
+            "or save the page and pass the file"
+        ) from None
+    except TimeoutError:
+        raise InputError(f"{url}: no answer within {timeout:g} s; try again later") from None
+    except OSError as err:
+        raise InputError(f"{url}: cannot fetch ({err})") from None
+    if "html" in ctype:
+        html: bool | None = True
+    elif ctype.startswith("text/plain"):
+        html = False
+    else:
+        html = None
+    return _document(data, url, html=html, url=final_url)
+
+
+def load(source: str, *, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT) -> Document:
+    """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path."""
+    if source == "-":
+        return read_stdin(max_bytes=max_bytes)
+    if _URL.match(source):
+        return read_url(source, timeout=timeout, max_bytes=max_bytes)
+    if "://" in source:
+        raise InputError(f"{source}: only http:// and https:// URLs can be fetched")
+    return read_path(source, max_bytes=max_bytes)

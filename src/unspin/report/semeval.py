@@ -1,0 +1,39 @@
+"""PTC / SemEval-2020 Task 11 label format: ``id<TAB>technique<TAB>start<TAB>end`` per span.
+
+The article id comes from the source name: ``article123.txt`` gives ``123`` (the PTC naming),
+any other file its name without extension, stdin ``stdin``. Offsets are code points into the
+analysed text, as in the PTC label files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from unspin.analysis import Analysis
+
+__all__ = ["article_id", "render_semeval"]
+
+
+def article_id(source: str | None) -> str:
+    """The PTC article id for a source path or URL (tabs and newlines never appear in it)."""
+    if not source or source in {"-", "<stdin>"}:
+        return "stdin"
+    path = urlsplit(source).path if "://" in source else source
+    name = PurePosixPath(path.replace("\\", "/")).name or "article"
+    m = re.fullmatch(r"article(\d+)(\.\w+)?", name)
+    if m:
+        return m.group(1)
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    return re.sub(r"\s+", "_", stem) or "article"
+
+
+def render_semeval(analyses: Sequence[Analysis]) -> str:
+    lines = []
+    for a in analyses:
+        aid = article_id(a.source)
+        for s in a.spans:
+            lines.append(f"{aid}\t{s.technique}\t{s.start}\t{s.end}")
+    return "".join(line + "\n" for line in lines)

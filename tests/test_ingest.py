@@ -1,0 +1,218 @@
+"""Inputs: text, HTML, stdin, URLs; every bad input is one clear InputError."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from unspin.errors import InputError
+from unspin.ingest import MAX_BYTES, decode_text, load, read_path, read_stdin, read_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plain_text_kept_exactly(tmp_path: Path) -> None:
+    text = "A Title\n\nFirst line.\r\nSecond — line with ünïcode.\n"
+    path = tmp_path / "a.txt"
+    path.write_bytes(text.encode("utf-8"))
+    doc = read_path(path)
+    assert doc.text == text
+    assert doc.title == "A Title"
+    assert doc.kind == "text"
+    assert doc.source == str(path)
+
+
+def test_bom_dropped_and_no_title_guess(tmp_path: Path) -> None:
+    path = tmp_path / "b.txt"
+    path.write_bytes("\ufeffJust one paragraph that runs on.\n".encode())
+    doc = read_path(path)
+    assert doc.text == "Just one paragraph that runs on.\n"
+    assert doc.title is None
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n"])
+def test_empty_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="empty"):
+        read_path(path)
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "pic.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(InputError, match="binary"):
+        read_path(path)
+
+
+def test_invalid_utf8_names_the_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Café au lait".encode("latin-1"))
+    with pytest.raises(InputError, match=r"not valid UTF-8 at byte offset 3 \(byte 0xe9\)"):
+        read_path(path)
+
+
+def test_huge_file_refused_quickly(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as fh:  # a sparse 10 MB file: nothing is really written
+        fh.truncate(10 * 1024 * 1024)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="2 MiB limit"):
+        read_path(path)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        read_path(tmp_path / "nope.txt")
+    with pytest.raises(InputError, match="is a folder"):
+        read_path(tmp_path)
+
+
+class _Endless(io.RawIOBase):
+    """A stream that never ends; counts what was read."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = 65536 if n is None or n < 0 else n
+        self.read_bytes += n
+        return b"a" * n
+
+
+def test_stdin_text_and_size_cap() -> None:
+    doc = read_stdin(io.BytesIO(b"Hello from a pipe.\n"))
+    assert doc.text == "Hello from a pipe.\n"
+    assert doc.source == "<stdin>"
+    endless = _Endless()
+    with pytest.raises(InputError, match="MiB limit"):
+        read_stdin(endless)  # type: ignore[arg-type]
+    assert endless.read_bytes <= MAX_BYTES + 1
+
+
+def test_stdin_html_is_sniffed() -> None:
+    html = (ROOT / "examples" / "hostile.html").read_bytes()
+    doc = read_stdin(io.BytesIO(html))
+    assert doc.kind == "html"
+    assert "takfiri terrorists" in doc.text
+
+
+def test_decode_text_direct() -> None:
+    assert decode_text(b"ok", "x") == "ok"
+    with pytest.raises(InputError, match="x: not valid UTF-8 at byte offset 1"):
+        decode_text(b"a\xff", "x")
+
+
+def test_html_file_main_text_and_title() -> None:
+    doc = read_path(ROOT / "examples" / "hostile.html")
+    assert doc.kind == "html"
+    assert doc.title == 'Victory <script>alert("title")</script> for our heroes'
+    assert doc.text.startswith(doc.title)
+    # Escaped markup in the article is text; real scripts, menus and footers are gone.
+    assert "<script>window.__pwned=1</script>" in doc.text
+    assert 'onerror="window.__pwned=2"' in doc.text
+    assert "javascript:window.__pwned=3" in doc.text
+    assert "head script ran" not in doc.text
+    assert "body script ran" not in doc.text
+    assert "Copyright" not in doc.text
+    assert "Privacy" not in doc.text
+
+
+def test_title_prepended_when_body_lacks_it(tmp_path: Path) -> None:
+    body = "<p>" + "The council met on Monday and approved the budget for roads. " * 5 + "</p>"
+    path = tmp_path / "page.html"
+    path.write_text(
+        f"<html><head><title>Budget news</title></head><body><article>{body}</article>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    doc = read_path(path)
+    assert doc.title == "Budget news"
+    assert doc.text.startswith("Budget news\n\nThe council met on Monday")
+
+
+def test_html_without_article_text(tmp_path: Path) -> None:
+    path = tmp_path / "empty.html"
+    path.write_text(
+        "<!doctype html><html><head><title>x</title><script>var a = 1;</script></head>"
+        "<body><nav><a href='/'>Home</a></nav></body></html>",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="no article text found"):
+        read_path(path)
+
+
+def test_unreachable_url_is_clear() -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    with pytest.raises(InputError, match=r"cannot fetch .*online"):
+        read_url("http://127.0.0.1:9/article", timeout=2)
+
+
+def test_other_schemes_refused() -> None:
+    with pytest.raises(InputError, match="only http"):
+        load("ftp://example.invalid/a.txt")
+
+
+PAGE = (
+    "<html><head><title>Local page</title></head><body><article><p>"
+    + "The heroic army crushed the takfiri terrorists, officials said on Monday. " * 4
+    + "</p></article></body></html>"
+).encode()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.path == "/big":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(MAX_BYTES + 10))
+            self.end_headers()
+            return
+        if self.path == "/missing":
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_url_fetch(server: str) -> None:
+    doc = load(f"{server}/article")
+    assert doc.kind == "html"
+    assert doc.title == "Local page"
+    assert "takfiri terrorists" in doc.text
+    assert doc.source == f"{server}/article"
+
+
+def test_url_too_big_and_http_error(server: str) -> None:
+    with pytest.raises(InputError, match="MiB limit"):
+        load(f"{server}/big")
+    with pytest.raises(InputError, match="HTTP 404"):
+        load(f"{server}/missing")

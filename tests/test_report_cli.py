@@ -1,0 +1,178 @@
+"""`unspin analyze`: formats, -o, stdin, several inputs, golden outputs and clean errors.
+
+The model and spaCy are replaced by fakes (a phrase tagger and a fixed entity list), so these
+tests are fast, offline and deterministic. UNSPIN_UPDATE_GOLDEN=1 rewrites the golden files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import unspin.analysis
+import unspin.tagger
+from unspin.analysis import Entity, PhraseEntities, PhraseTagger
+from unspin.cli import app
+from unspin.spans import Span
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+FAKES = json.loads((GOLDEN / "example_fakes.json").read_text("utf-8"))
+UPDATE = os.environ.get("UNSPIN_UPDATE_GOLDEN") == "1"
+ENV = {"COLUMNS": "80", "LINES": "40", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(actual, encoding="utf-8")
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"{name} changed; rerun with UNSPIN_UPDATE_GOLDEN=1 if intended"
+
+
+class FakeTagger:
+    """Stands in for unspin.tagger.Tagger: same constructor, phrase rules inside."""
+
+    models: list[str] = []
+
+    def __init__(self, model: str = "default", **_: object) -> None:
+        FakeTagger.models.append(model)
+        phrases = {k: (v[0], v[1]) for k, v in FAKES["hostile_phrases"].items()}
+        phrases.update({k: (v[0], v[1]) for k, v in FAKES["phrases"].items()})
+        self._inner = PhraseTagger(phrases)
+
+    def predict(self, text: str, *, threshold: float | None = None) -> list[Span]:
+        return self._inner.predict(text, threshold=threshold)
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(unspin.tagger, "Tagger", FakeTagger)
+    finder = PhraseEntities(FAKES["entities"])
+
+    def entities(text: str, ranges: Sequence[tuple[int, int]]) -> list[Entity]:
+        return finder(text, ranges)
+
+    monkeypatch.setattr(unspin.analysis, "spacy_entities", entities)
+    FakeTagger.models.clear()
+
+
+def run(args: list[str], stdin: str | bytes | None = None):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(app, args, input=stdin, env=ENV)
+
+
+def test_help_golden() -> None:
+    result = run(["analyze", "--help"])
+    assert result.exit_code == 0
+    text = "\n".join(line.rstrip() for line in result.output.splitlines()) + "\n"
+    check_golden("analyze_help.txt", text)
+
+
+def test_json_golden_and_piped_default(fake_model: None) -> None:
+    result = run(["analyze", "examples/article.txt", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    check_golden("article.json", result.stdout)
+    piped = run(["analyze", "examples/article.txt"])  # stdout is not a TTY here: JSON
+    assert piped.stdout == result.stdout
+    assert FakeTagger.models == ["default", "default"]
+
+
+def test_model_and_threshold_passed(fake_model: None) -> None:
+    result = run(["analyze", "examples/article.txt", "--model", "small", "--threshold", "0.85"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert FakeTagger.models == ["small"]
+    assert data["model"] == "small" and data["threshold"] == 0.85
+    assert data["spans"] and all(s["score"] >= 0.85 for s in data["spans"])
+
+
+def test_output_file_format_from_extension(fake_model: None, tmp_path: Path) -> None:
+    for name, marker in [
+        ("r.html", "<!DOCTYPE html>"),
+        ("r.json", '"schema_version": "1.0"'),
+        ("r.labels", "article\tName_Calling,Labeling\t"),
+        ("r.txt", "[takfiri terrorists]NC"),
+    ]:
+        out = tmp_path / name
+        result = run(["analyze", "examples/article.txt", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+        assert marker in out.read_text("utf-8")
+        assert "\x1b[" not in out.read_text("utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json", "r.labels", "r.txt"]
+
+
+def test_several_inputs_and_stdin(fake_model: None) -> None:
+    article = (ROOT / "examples" / "article.txt").read_text("utf-8")
+    result = run(["analyze", "examples/article.txt", "-", "--format", "json"], stdin=article)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert isinstance(data, list) and len(data) == 2
+    assert data[1]["source"] == "<stdin>"
+    assert data[0]["spans"] == data[1]["spans"]
+    labels = run(["analyze", "examples/article.txt", "examples/hostile.html", "-f", "semeval"])
+    ids = {line.split("\t")[0] for line in labels.stdout.splitlines()}
+    assert ids == {"article", "hostile"}
+
+
+def test_terminal_format_plain(fake_model: None) -> None:
+    result = run(["analyze", "examples/article.txt", "--format", "terminal", "--no-color"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.stdout
+    assert re.search(r"\[mercenaries\s+of\s+the\s+US\]NC", result.stdout)
+    assert "Who is attacked / who is glorified" in result.stdout
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], bytes | None, str]]:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\x01\x02\x03PK\x00")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Les élections".encode("latin-1"))
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as fh:
+        fh.truncate(10 * 1024 * 1024)
+    nohtml = tmp_path / "nav.html"
+    nohtml.write_text("<html><body><nav>Home</nav></body></html>", encoding="utf-8")
+    return [
+        ([str(empty)], None, "the input is empty"),
+        ([str(binary)], None, "looks like a binary file"),
+        ([str(latin)], None, "not valid UTF-8 at byte offset 4"),
+        ([str(huge)], None, "larger than the 2 MiB limit"),
+        (["http://127.0.0.1:9/news"], None, "cannot fetch"),
+        ([str(nohtml)], None, "no article text found"),
+        ([str(tmp_path / "missing.txt")], None, "no such file"),
+        (["-"], b"", "the input is empty"),
+        (["examples/article.txt", "--threshold", "2"], None, "threshold must be between 0"),
+        (["examples/article.txt", "--format", "pdf"], None, "unknown format 'pdf'"),
+    ]
+
+
+def test_bad_inputs_fail_cleanly(fake_model: None, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    for args, stdin, message in _bad_inputs(tmp_path):
+        # A good article first: nothing may be written when a later input is bad.
+        result = run(["analyze", "examples/article.txt", *args, "-o", str(out)], stdin=stdin)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+        assert message in lines[0], (message, lines[0])
+        assert not out.exists()
+
+
+def test_model_error_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = run(["analyze", "examples/article.txt", "--model", "no-such-model-anywhere"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output

@@ -1,0 +1,65 @@
+"""JSON report: the committed schema, validation, round trips and the Python API golden."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unspin import Analysis, Analyzer
+from unspin.analysis import PhraseEntities, PhraseTagger
+from unspin.report import render
+from unspin.report.json import schema_text
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+FAKES = json.loads((GOLDEN / "example_fakes.json").read_text("utf-8"))
+
+
+def example_analysis() -> Analysis:
+    phrases = {k: (v[0], v[1]) for k, v in FAKES["phrases"].items()}
+    analyzer = Analyzer(PhraseTagger(phrases), entities=PhraseEntities(FAKES["entities"]))
+    text = (ROOT / "examples" / "article.txt").read_text("utf-8")
+    return analyzer.analyze(text, title=text.split("\n", 1)[0], source="examples/article.txt")
+
+
+def test_committed_schema_is_current() -> None:
+    committed = (ROOT / "docs" / "schema.json").read_text("utf-8")
+    assert committed == schema_text(), (
+        "docs/schema.json is stale: python -m unspin.report.json --schema > docs/schema.json"
+    )
+
+
+def test_api_matches_cli_golden() -> None:
+    """The Python API gives the same objects the CLI serialises (golden from test_report_cli)."""
+    golden = json.loads((GOLDEN / "article.json").read_text("utf-8"))
+    data = json.loads(render([example_analysis()], "json"))
+    golden["model"] = data["model"]  # the CLI names the model; an injected tagger has none
+    assert data == golden
+
+
+def test_round_trip_and_offsets() -> None:
+    a = example_analysis()
+    text = render([a], "json")
+    back = Analysis.model_validate_json(text)
+    assert back == a
+    data = json.loads(text)
+    for span in data["spans"]:
+        assert data["text"][span["start"] : span["end"]] == span["text"]
+        assert set(span) >= {"start", "end", "text", "technique", "score", "sentence", "quoted"}
+    assert data["schema_version"] == "1.0"
+
+
+def test_output_validates_against_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(schema_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = json.loads(render([example_analysis()], "json"))
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def test_several_analyses_make_an_array() -> None:
+    a = example_analysis()
+    data = json.loads(render([a, a], "json"))
+    assert isinstance(data, list) and len(data) == 2 and data[0] == data[1]

@@ -1,0 +1,48 @@
+"""PTC label output: id<TAB>technique<TAB>start<TAB>end, readable by unspin.corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from unspin.analysis import Analyzer, PhraseTagger
+from unspin.corpus import read_labels
+from unspin.report import render
+from unspin.report.semeval import article_id
+
+TEXT = "Our brave heroes crushed the thugs.\nThe thugs fled.\n"
+
+
+def test_label_rows_round_trip(tmp_path) -> None:  # noqa: ANN001 - pytest fixture
+    tagger = PhraseTagger(
+        {"brave heroes": "Flag-Waving", "thugs": "Name_Calling,Labeling", "crushed": "Doubt"}
+    )
+    a = Analyzer(tagger, entities=None).analyze(TEXT, source="data/article111.txt")
+    out = render([a], "semeval")
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert rows[0] == ["111", "Flag-Waving", "4", "16"]
+    assert len(rows) == 4
+    for aid, _tech, start, end in rows:
+        assert aid == "111"
+        assert TEXT[int(start) : int(end)] in {"brave heroes", "thugs", "crushed"}
+    path = tmp_path / "pred.labels"
+    path.write_text(out, encoding="utf-8")
+    labels = read_labels(path, task="joint", articles={"111": TEXT})
+    assert [(x.start, x.end, x.technique) for x in labels] == [
+        (s.start, s.end, s.technique) for s in a.spans
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("articles/article7654.txt", "7654"),
+        ("article7654", "7654"),
+        ("notes/my story.html", "my_story"),
+        ("https://news.example/2024/05/big-win.html", "big-win"),
+        ("https://news.example/", "article"),
+        ("<stdin>", "stdin"),
+        (None, "stdin"),
+    ],
+)
+def test_article_id(source: str | None, expected: str) -> None:
+    assert article_id(source) == expected
