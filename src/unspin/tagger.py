@@ -125,7 +125,8 @@ class Tagger:
         def backend(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
             return tuple(session.run(None, {"input_ids": ids, "attention_mask": mask}))
 
-        head = dict(np.load(folder / "tc_head.npz"))
+        with np.load(folder / "tc_head.npz") as npz:
+            head = {k: npz[k].astype(np.float32) for k in npz.files}
         self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
         self.name = config.get("name", folder.name)
         self.folder = folder

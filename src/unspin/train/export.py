@@ -15,7 +15,7 @@ from unspin.evaluate import evaluate
 from unspin.tagger import Tagger
 from unspin.train.model import Network
 
-__all__ = ["export"]
+__all__ = ["export", "ship"]
 
 
 class _Graph(torch.nn.Module):
@@ -66,14 +66,7 @@ def export(
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(
-            str(fp32),
-            str(final),
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Gather"],
-        )
+        _quantize(fp32, final, config)
     else:
         shutil.copy(fp32, final)
     report: dict[str, Any] = {"onnx_mb": round(final.stat().st_size / 2**20, 1)}
@@ -93,6 +86,32 @@ def export(
     return out
 
 
+def _quantize(fp32: Path, final: Path, config: dict[str, Any]) -> None:
+    """Fuse transformer ops (onnxruntime's BERT optimizer), then int8 dynamic quantization of
+    MatMul and Gather (the embeddings) weights."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = fp32
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        opt = optimize_model(str(fp32), model_type="bert", num_heads=0, hidden_size=0, opt_level=1)
+        src = fp32.with_name("model.opt.onnx")
+        opt.save_model_to_file(str(src))
+    except Exception as err:  # the optimizer does not know every architecture
+        _log(f"transformer optimizer skipped: {err}")
+    quantize_dynamic(
+        str(src),
+        str(final),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gather"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    if src != fp32:
+        src.unlink()
+
+
 def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagger:
     import onnxruntime as ort
 
@@ -107,3 +126,22 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
 
     head = dict(np.load(folder / "tc_head.npz"))
     return Tagger.from_parts(dict(config), load_tokenizer(folder / "tokenizer.json"), backend, head)
+
+
+def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
+    """Copy an exported model into the package (src/unspin/models/NAME): int8 ONNX, span
+    classifier weights in fp16, tokenizer, config."""
+    from unspin.tagger import MODELS_DIR
+
+    src, dst = Path(run_onnx), MODELS_DIR / name
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "model.onnx", dst / "model.onnx")
+    shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    with np.load(src / "tc_head.npz") as npz:
+        np.savez_compressed(
+            dst / "tc_head.npz", **{k: npz[k].astype(np.float16) for k in npz.files}
+        )
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    config.update(name=name, default=default)
+    (dst / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return dst
