@@ -14,15 +14,20 @@ __all__ = [
     "InputError",
     "ModelError",
     "Span",
+    "Tagger",
     "UnspinError",
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"Analysis": "unspin.analysis", "Analyzer": "unspin.analysis"}
+_LAZY = {
+    "Analysis": "unspin.analysis",
+    "Analyzer": "unspin.analysis",
+    "Tagger": "unspin.tagger",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Import the analysis API (pydantic) only when it is first used."""
+    """Import the analysis API (pydantic) and the tagger (onnxruntime) on first use."""
     if name in _LAZY:
         import importlib
 

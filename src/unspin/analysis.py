@@ -508,12 +508,7 @@ class Analyzer:
         if self._tagger is None:
             from unspin import tagger as tagger_module
 
-            try:
-                self._tagger = tagger_module.Tagger(self.model)
-            except NotImplementedError:
-                raise ModelError(
-                    f"model {self.model!r} cannot be loaded: the tagger is not built yet"
-                ) from None
+            self._tagger = tagger_module.Tagger(self.model)
         return self._tagger
 
     def analyze(
