@@ -524,10 +524,7 @@ class Analyzer:
             raise InputError("the text is empty; nothing to analyse")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
-        try:
-            raw = self.tagger.predict(text, threshold=threshold)
-        except NotImplementedError:
-            raise ModelError(f"model {self.model!r} cannot tag yet: not implemented") from None
+        raw = self.tagger.predict(text, threshold=threshold)
         spans = _clean_spans(raw, len(text))
         return _build(
             text,
