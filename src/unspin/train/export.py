@@ -87,8 +87,8 @@ def export(
 
 
 def _quantize(fp32: Path, final: Path, config: dict[str, Any]) -> None:
-    """Fuse transformer ops (onnxruntime's BERT optimizer), then int8 dynamic quantization of
-    MatMul and Gather (the embeddings) weights."""
+    """Fuse transformer ops (onnxruntime's BERT optimizer), then int8 dynamic per-channel
+    quantization of the MatMul and Gather (embedding) weights."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -105,6 +105,7 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any]) -> None:
         str(src),
         str(final),
         weight_type=QuantType.QInt8,
+        per_channel=True,  # per-tensor int8 cost 0.6 joint-F1 points on val, per-channel none
         op_types_to_quantize=["MatMul", "Gather"],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
