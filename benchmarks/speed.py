@@ -91,7 +91,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default="small")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "unlabeled-news"))
-    ap.add_argument("--limit", type=int, default=400)
+    ap.add_argument("--limit", type=int, default=400, help="articles for the ONNX engine")
+    ap.add_argument("--torch-limit", type=int, default=100, help="articles for the torch engine")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engines", default="onnx,torch")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
@@ -116,21 +117,19 @@ def main() -> None:
             "--data",
             args.data,
             "--limit",
-            str(args.limit),
+            str(args.limit if engine == "onnx" else args.torch_limit),
             "--threads",
             str(args.threads),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    print(
-        f"model {args.model}, {results[0]['articles']} articles "
-        f"({results[0]['chars'] / results[0]['articles']:.0f} chars avg), {args.threads} threads"
-    )
-    print(f"{'engine':8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8} {'cold s':>7}")
+    print(f"model {args.model}, {args.threads} threads, articles from {args.data}")
+    head = f"{'engine':8} {'articles':>8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8}"
+    print(head + f" {'cold s':>7}")
     for r in results:
         print(
-            f"{r['engine']:8} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} "
-            f"{r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}"
+            f"{r['engine']:8} {r['articles']:8d} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} "
+            f"{r['p95_ms']:8.0f} {r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}"
         )
     if len(results) == 2:
         ratio = results[0]["articles_per_s"] / results[1]["articles_per_s"]
