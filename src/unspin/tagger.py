@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +46,7 @@ class ArticleOutputs:
     tech: np.ndarray  # (n, 14) sigmoid probabilities per article token
     hidden: list[np.ndarray]  # per window (len(ids), h)
     tech_win: list[np.ndarray]  # per window (len(ids), 14) sigmoid probabilities
+    span_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -183,10 +184,14 @@ class Tagger:
         """Technique probabilities (len(spans), 14) for given character spans."""
         if not spans:
             return np.zeros((0, len(TECHNIQUES)), np.float32)
-        x = np.stack([span_vector(out, s, e) for s, e in spans])
-        h = _gelu(x @ self.head["w1"].T + self.head["b1"])
-        logits = h @ self.head["w2"].T + self.head["b2"]
-        return _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
+        todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
+        if todo:  # decoding is re-run many times on the same outputs while tuning
+            x = np.stack([span_vector(out, s, e) for s, e in todo])
+            h = _gelu(x @ self.head["w1"].T + self.head["b1"])
+            logits = h @ self.head["w2"].T + self.head["b2"]
+            probs = _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
+            out.span_cache.update(zip(todo, probs, strict=True))
+        return np.stack([out.span_cache[sp] for sp in spans])
 
     # -- public API ------------------------------------------------------------------------
     def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
