@@ -149,3 +149,5 @@ def test_predict_errors_are_one_clean_line(trained: Path, tmp_path: Path) -> Non
     assert result.exit_code == 1 and "--template" in result.output
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", "nope", "-o", "x"])
     assert result.exit_code == 1
+    result = runner.invoke(app, ["predict", str(tmp_path), "--threshold", "2", "-o", "x"])
+    assert result.exit_code == 1 and "between 0 and 1" in result.output

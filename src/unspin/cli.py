@@ -104,7 +104,7 @@ def predict(
     except UnspinError as err:
         _fail(err)
         return
-    typer.echo(f"wrote {n} rows to {output}", err=True)
+    typer.echo(f"wrote {n} row{'s' if n != 1 else ''} to {output}", err=True)
 
 
 @app.command()

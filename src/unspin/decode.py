@@ -6,11 +6,20 @@ spans, snapped outwards to whole words and stitched back to exact code-point off
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from unspin.segment import Encoded, Window
 
-__all__ = ["stitch", "runs_to_spans", "snap_to_words", "repetition_features", "span_token_range"]
+__all__ = [
+    "stitch",
+    "runs_to_spans",
+    "snap_to_words",
+    "split_paragraphs",
+    "repetition_features",
+    "span_token_range",
+]
 
 
 def stitch(windows: list[Window], outputs: list[np.ndarray], n_tokens: int) -> np.ndarray:
@@ -84,9 +93,34 @@ def runs_to_spans(
     out: list[tuple[int, int, float]] = []
     for a, b in spans:
         s, e = snap_to_words(text, int(enc.offsets[a, 0]), int(enc.offsets[b - 1, 1]))
-        if e - s < min_chars:
-            continue
-        out.append((s, e, float(prob[a:b].mean())))
+        score = float(prob[a:b].mean())
+        for ps, pe in split_paragraphs(text, s, e):
+            if pe - ps >= min_chars:
+                out.append((ps, pe, score))
+    return out
+
+
+_BREAK = re.compile(r"\n[ \t\r\u00a0]*\n")
+_LEAD = " \t\r\n\u00a0,.;:)]}"
+_TRAIL = " \t\r\n\u00a0,;:([{"
+
+
+def split_paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut a span at blank lines (a title or paragraph break) and trim stray punctuation and
+    whitespace at its edges."""
+    pieces, pos = [], start
+    for m in _BREAK.finditer(text, start, end):
+        pieces.append((pos, m.start()))
+        pos = m.end()
+    pieces.append((pos, end))
+    out = []
+    for s, e in pieces:
+        while s < e and text[s] in _LEAD:
+            s += 1
+        while e > s and text[e - 1] in _TRAIL:
+            e -= 1
+        if e > s:
+            out.append((s, e))
     return out
 
 

@@ -46,6 +46,8 @@ def predict_folder(
         raise InputError("--task tc needs --template FILE (the spans to label, technique '?')")
     if task != "tc" and template is not None:
         raise InputError("--template only applies to --task tc")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be between 0 and 1, got {threshold:g}")
     texts = read_articles(articles_dir)
     rows: list[Label] = []
     if task == "tc":

@@ -1,0 +1,73 @@
+"""Decode stage: windows stitched back to tokens, runs of tokens to exact character spans."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unspin.decode import runs_to_spans, snap_to_words, span_token_range, split_paragraphs, stitch
+from unspin.segment import Encoded, Window, make_windows
+
+
+def _enc(text: str) -> Encoded:
+    """Whitespace tokens with their code-point offsets (stands in for a real tokenizer)."""
+    offsets, pos = [], 0
+    for word in text.split():
+        start = text.index(word, pos)
+        offsets.append((start, start + len(word)))
+        pos = start + len(word)
+    return Encoded(ids=np.arange(len(offsets)) + 10, offsets=np.array(offsets).reshape(-1, 2))
+
+
+def test_windows_cover_every_token_with_overlap() -> None:
+    enc = Encoded(ids=np.arange(25), offsets=np.stack([np.arange(25), np.arange(25) + 1], 1))
+    windows = make_windows(enc, cls_id=1, sep_id=2, max_len=10, stride=4)
+    covered = np.zeros(25, int)
+    for w in windows:
+        assert w.ids[0] == 1 and w.ids[-1] == 2 and len(w.ids) == w.n + 2 <= 10
+        assert list(w.ids[1:-1]) == list(range(w.first, w.first + w.n))
+        covered[w.first : w.first + w.n] += 1
+    assert covered.min() >= 1 and covered.max() >= 2
+
+
+def test_stitch_averages_overlapping_windows() -> None:
+    windows = [Window(ids=np.zeros(5), first=0, n=3), Window(ids=np.zeros(5), first=2, n=3)]
+    a = np.zeros((5, 1))
+    a[1:4] = 1.0
+    b = np.zeros((5, 1))
+    probs = stitch(windows, [a, b], 5)
+    assert probs[:2, 0].tolist() == [1.0, 1.0]
+    assert 0.0 < probs[2, 0] < 1.0  # token 2 is seen by both windows
+    assert probs[3:, 0].tolist() == [0.0, 0.0]
+
+
+def test_runs_become_word_snapped_spans() -> None:
+    text = "They call them takfiri terrorists and worse."
+    enc = _enc(text)
+    prob = np.array([0.1, 0.1, 0.1, 0.9, 0.8, 0.2, 0.1])
+    spans = runs_to_spans(text, enc, prob, 0.5)
+    assert [(text[s:e], round(p, 2)) for s, e, p in spans] == [("takfiri terrorists", 0.85)]
+
+
+def test_gaps_are_bridged_only_up_to_max_gap() -> None:
+    text = "a bb cc dd ee ff"
+    enc = _enc(text)
+    prob = np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.1])
+    assert len(runs_to_spans(text, enc, prob, 0.5, min_chars=1)) == 2
+    joined = runs_to_spans(text, enc, prob, 0.5, min_chars=1, max_gap=1)
+    assert [text[s:e] for s, e, _ in joined] == ["a bb cc dd"]
+
+
+def test_spans_stop_at_blank_lines_and_drop_stray_punctuation() -> None:
+    text = "Our Heroes\n\n, united and proud! More"
+    assert [text[s:e] for s, e in split_paragraphs(text, 0, len(text))] == [
+        "Our Heroes",
+        "united and proud! More",
+    ]
+
+
+def test_snap_and_token_range() -> None:
+    text = "the savaged man"
+    assert snap_to_words(text, 6, 9) == (4, 11)
+    enc = _enc(text)
+    assert span_token_range(enc, 4, 11) == (1, 2)
+    assert span_token_range(enc, 0, 15) == (0, 3)
