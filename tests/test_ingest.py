@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import http.server
 import io
+import re
+import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from unspin.errors import InputError
-from unspin.ingest import MAX_BYTES, decode_text, load, read_path, read_stdin, read_url
+from unspin.ingest import (
+    MAX_BYTES,
+    decode_text,
+    from_html,
+    load,
+    read_path,
+    read_stdin,
+    read_url,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,6 +161,67 @@ def test_html_without_article_text(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="no article text found"):
         read_path(path)
+
+
+def test_html_extras_pull_lxml_html_clean() -> None:
+    # lxml >= 5.2 ships lxml.html.clean (imported by jusText, under trafilatura) separately.
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    extras = meta["optional-dependencies"]
+    for extra in ("html", "test"):
+        names = [re.split(r"[<>=\[ ;]", r, maxsplit=1)[0].lower() for r in extras[extra]]
+        assert "trafilatura" in names, extra
+        assert "lxml_html_clean" in names, extra
+
+
+@pytest.fixture
+def fresh_imports() -> Iterator[None]:
+    """Put sys.modules back after a test that makes trafilatura import afresh."""
+    saved = dict(sys.modules)
+    yield
+    for name in [n for n in sys.modules if n not in saved]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+def _forget(*packages: str) -> None:
+    for name in [n for n in sys.modules if n.split(".")[0] in packages]:
+        del sys.modules[name]
+    sys.modules.pop("lxml.html.clean", None)
+
+
+def _html_error() -> str:
+    with pytest.raises(InputError) as info:
+        from_html("<html><body><p>Some text.</p></body></html>", "page.html")
+    return str(info.value)
+
+
+def test_html_without_trafilatura_names_the_extra(fresh_imports: None) -> None:
+    _forget("trafilatura")
+    sys.modules["trafilatura"] = None  # type: ignore[assignment]  # as if not installed
+    msg = _html_error()
+    assert msg == (
+        "page.html: reading HTML needs the [html] extra: pip install 'unspin[html]' "
+        "(from a checkout: pip install '.[html]')"
+    )
+
+
+def test_html_broken_trafilatura_names_the_missing_module(fresh_imports: None) -> None:
+    # lxml >= 5.2 moved lxml.html.clean (which jusText, under trafilatura, imports) out to
+    # lxml_html_clean; its stub raises an ImportError that names no module.
+    _forget("trafilatura", "justext", "lxml_html_clean")
+    sys.modules["lxml_html_clean"] = None  # type: ignore[assignment]
+    msg = _html_error()
+    assert "[html] extra" not in msg
+    assert msg == (
+        "page.html: trafilatura is installed but cannot import lxml_html_clean: "
+        "pip install 'lxml_html_clean'"
+    )
+    # A dependency missing by name is named.
+    _forget("trafilatura", "justext", "lxml_html_clean")
+    sys.modules["justext"] = None  # type: ignore[assignment]
+    msg = _html_error()
+    assert msg.startswith("page.html: trafilatura is installed but cannot import justext")
+    assert msg.endswith(": pip install 'justext'")
 
 
 def test_unreachable_url_is_clear() -> None:

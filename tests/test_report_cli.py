@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 import unspin.analysis
 import unspin.tagger
-from unspin.analysis import Entity, PhraseEntities, PhraseTagger
+from unspin.analysis import Analyzer, Entity, PhraseEntities, PhraseTagger
 from unspin.cli import app
+from unspin.report import render
 from unspin.spans import Span
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +77,23 @@ def test_help_golden() -> None:
     check_golden("analyze_help.txt", text)
 
 
+def test_help_text_survives_rich_markup() -> None:
+    # Rich reads "[word]" as a style tag and drops it: "needs the [train] extra" printed as
+    # "needs the  extra". No help text may hold an unescaped tag-like bracket.
+    tag = re.compile(r"(?<!\\)\[[a-z#/@][^\[]*?\]")
+    cli = typer.main.get_command(app)
+    assert isinstance(cli, typer.main.TyperGroup)
+    for name, command in cli.commands.items():
+        texts = [command.help] + [getattr(p, "help", None) for p in command.params]
+        for text in texts:
+            assert not (text and tag.search(text)), (name, text)
+    for args in (["--help"], ["train", "--help"]):
+        result = run(args)
+        assert result.exit_code == 0
+        flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+        assert "needs the train extra" in flat, flat
+
+
 def test_json_golden_and_piped_default(fake_model: None) -> None:
     result = run(["analyze", "examples/article.txt", "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -109,6 +128,22 @@ def test_output_file_format_from_extension(fake_model: None, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json", "r.labels", "r.txt"]
 
 
+def test_output_file_unknown_extension_refused(fake_model: None, tmp_path: Path) -> None:
+    for name, shown in [("report.pdf", "'.pdf'"), ("report", "'report' (no extension)")]:
+        out = tmp_path / name
+        result = run(["analyze", "examples/article.txt", "-o", str(out)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == (
+            f"Error: cannot tell the format from {shown}; pass --format terminal|json|html|semeval"
+        )
+        assert not out.exists()
+    # --format decides whatever the extension.
+    out = tmp_path / "report.pdf"
+    result = run(["analyze", "examples/article.txt", "-o", str(out), "--format", "html"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text("utf-8").startswith("<!DOCTYPE html>")
+
+
 def test_several_inputs_and_stdin(fake_model: None) -> None:
     article = (ROOT / "examples" / "article.txt").read_text("utf-8")
     result = run(["analyze", "examples/article.txt", "-", "--format", "json"], stdin=article)
@@ -128,6 +163,29 @@ def test_terminal_format_plain(fake_model: None) -> None:
     assert "\x1b[" not in result.stdout
     assert re.search(r"\[mercenaries\s+of\s+the\s+US\]NC", result.stdout)
     assert "Who is attacked / who is glorified" in result.stdout
+
+
+def test_targets_table_leaves_out_mere_mentions() -> None:
+    # Loaded language of unclear polarity only "mentions" its entity: a row of 0 attacked,
+    # 0 glorified in the "who is attacked / who is glorified" table says nothing.
+    text = "The heroic Syrian Arab Army advanced.\nThe sprawling Takfiri Terrorists camp emptied.\n"
+    ents = PhraseEntities({"Syrian Arab Army": "ORG", "Takfiri Terrorists": "ORG"})
+    tagger = PhraseTagger({"heroic": "Flag-Waving", "sprawling": "Loaded_Language"})
+    a = Analyzer(tagger, entities=ents).analyze(text)
+    mention = next(s.target for s in a.spans if s.text == "sprawling")
+    assert mention is not None
+    assert (mention.text, mention.stance) == ("Takfiri Terrorists", "mentioned")  # kept on the span
+    rows = [(r.entity, r.attacked, r.glorified) for r in a.summary.targets]
+    assert rows == [("Syrian Arab Army", 0, 1)]
+    terminal = render([a], "terminal").split("Who is attacked / who is glorified")[1]
+    assert "Syrian Arab Army" in terminal and "Takfiri" not in terminal
+    html = render([a], "html").split("<h2>Who is attacked / who is glorified</h2>")[1]
+    html = html.split("</section>")[0]
+    assert "Syrian Arab Army" in html and "Takfiri" not in html
+    # Only mentions: the table is empty, as when no entity is found.
+    only = Analyzer(PhraseTagger({"sprawling": "Loaded_Language"}), entities=ents).analyze(text)
+    assert only.summary.targets == [] and only.summary.targets_status == "ok"
+    assert "none found" in render([only], "terminal").split("who is glorified")[1]
 
 
 def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], bytes | None, str]]:

@@ -719,6 +719,7 @@ def _build(
             techniques=sorted(r["techniques"], key=order.__getitem__),
         )
         for r in rows.values()
+        if r["attacked"] or r["glorified"]  # only "mentioned": not attacked nor glorified
     ]
     target_rows.sort(key=lambda r: (-(r.attacked + r.glorified + r.mentioned), r.entity.lower()))
     if status == "ok" and not targeted:

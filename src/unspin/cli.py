@@ -146,7 +146,7 @@ def train(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/model"),
 ) -> None:
-    """Train a model from a config (needs the [train] extra; tens of minutes on CPU)."""
+    """Train a model from a config (needs the train extra; tens of minutes on CPU)."""
     from unspin.corpus import default_corpus_dir
     from unspin.errors import ModelError
 

@@ -120,14 +120,37 @@ def _first_line_title(text: str) -> str | None:
     return None
 
 
+def _html_import_error(source: str, err: ImportError) -> str:
+    """What to tell the user when ``import trafilatura`` fails: the [html] extra when
+    trafilatura itself is missing, else the module it could not import."""
+    if err.name == "trafilatura":
+        return (
+            f"{source}: reading HTML needs the [html] extra: pip install 'unspin[html]' "
+            "(from a checkout: pip install '.[html]')"
+        )
+    missing = err.name
+    if missing is None and "lxml_html_clean" in str(err):
+        missing = "lxml_html_clean"  # lxml >= 5.2's lxml.html.clean stub names no module
+    if missing:
+        top = missing.split(".")[0]
+        package = "lxml_html_clean" if missing.startswith("lxml.html.clean") else top
+        return (
+            f"{source}: trafilatura is installed but cannot import {missing}: "
+            f"pip install '{package}'"
+        )
+    detail = (str(err).splitlines() or [type(err).__name__])[0]
+    return (
+        f"{source}: trafilatura is installed but cannot be imported ({detail}); "
+        "reinstall it: pip install --force-reinstall 'unspin[html]'"
+    )
+
+
 def from_html(html: str, source: str, *, url: str | None = None) -> Document:
     """Extract title and main text from an HTML page with trafilatura."""
     try:
         import trafilatura
-    except ImportError:
-        raise InputError(
-            f"{source}: reading HTML needs the [html] extra: pip install 'unspin[html]'"
-        ) from None
+    except ImportError as err:
+        raise InputError(_html_import_error(source, err)) from None
     raw = trafilatura.extract(
         html,
         url=url,

@@ -126,8 +126,9 @@ _SUFFIX_FORMATS: dict[str, Format] = {
 
 
 def choose_format(fmt: str | None, output: Path | None, stdout_is_tty: bool) -> Format:
-    """The output format: the one asked for; else from ``output``'s extension (json when
-    unknown); else ``terminal`` on a terminal and ``json`` when piped."""
+    """The output format: the one asked for; else from ``output``'s extension (an
+    InputError for any other extension); else ``terminal`` on a terminal and ``json`` when
+    piped."""
     if fmt is not None:
         name = fmt.strip().lower()
         for known in FORMATS:
@@ -135,7 +136,13 @@ def choose_format(fmt: str | None, output: Path | None, stdout_is_tty: bool) -> 
                 return known
         raise InputError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if output is not None:
-        return _SUFFIX_FORMATS.get(output.suffix.lower(), "json")
+        suffix = output.suffix.lower()
+        if suffix not in _SUFFIX_FORMATS:
+            shown = repr(output.suffix) if output.suffix else f"{output.name!r} (no extension)"
+            raise InputError(
+                f"cannot tell the format from {shown}; pass --format {'|'.join(FORMATS)}"
+            )
+        return _SUFFIX_FORMATS[suffix]
     return "terminal" if stdout_is_tty else "json"
 
 
