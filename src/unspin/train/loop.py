@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "max_train_articles": 0,
     "max_val_articles": 0,
     "layers": 0,
+    "quantize": "all",
 }
 
 
@@ -161,6 +162,7 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
         "sep_id": _token_id(tok, "[SEP]", "</s>"),
         "pad_id": _token_id(tok, "[PAD]", "<pad>"),
         "batch_size": 8,
+        "quantize": cfg["quantize"],
         "techniques": list(TECHNIQUES),
     }
 
