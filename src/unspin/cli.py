@@ -127,7 +127,8 @@ def models() -> None:
 
         table.add_row(
             info["name"],
-            info.get("encoder", "?"),
+            info.get("encoder", "?")
+            + (f" ({info['layers']} layers)" if info.get("layers") else ""),
             fmt(val.get("si_f1")),
             fmt(val.get("tc_f1")),
             fmt(val.get("joint_f1")),

@@ -1,0 +1,67 @@
+"""The models shipped inside the package load offline and honour the span contract."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from unspin.cli import app
+from unspin.errors import ModelError
+from unspin.tagger import Tagger, model_infos, resolve_model
+from unspin.techniques import TECHNIQUES
+
+TEXT = (
+    "Our Glorious Nation\n\nThe heroic soldiers crushed the takfiri terrorists, the mercenaries "
+    "of the US.\nThe ministry said 40 people were evacuated on Tuesday.\n"
+    "Every true patriot stands behind our army!\n"
+)
+INFOS = model_infos()
+
+
+def test_exactly_one_default_model_within_size_budget() -> None:
+    assert [i["name"] for i in INFOS if i.get("default")] == [resolve_model("default").name]
+    assert sum(i["size_mb"] for i in INFOS) <= 200
+
+
+@pytest.mark.parametrize("info", INFOS, ids=[i["name"] for i in INFOS])
+def test_shipped_model_predicts_valid_spans(info: dict) -> None:
+    assert set(info["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
+    tagger = Tagger(info["name"], threads=1)
+    spans = tagger.predict(TEXT, threshold=0.0)
+    assert spans, "with threshold 0 every decoded span is kept"
+    for s in spans:
+        assert 0 <= s.start < s.end <= len(TEXT)
+        assert s.technique in TECHNIQUES and 0.0 <= s.score <= 1.0
+        assert "\n\n" not in TEXT[s.start : s.end]
+    assert tagger.predict(TEXT) == [s for s in spans if s.score >= tagger.config["joint_threshold"]]
+    assert tagger.predict("") == [] and tagger.predict_si("   ") == []
+
+
+def test_inference_does_not_import_torch() -> None:
+    code = "import sys, unspin.tagger, unspin.predict; print('torch' in sys.modules)"
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_models_command_lists_scores() -> None:
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    for info in INFOS:
+        assert info["name"] in result.output
+        assert f"{info['val']['si_f1']:.3f}" in result.output
+
+
+def test_unknown_model_names_the_choices() -> None:
+    with pytest.raises(ModelError, match="unspin models"):
+        Tagger("no-such-model")
+
+
+def test_configs_are_json_with_decoding_settings() -> None:
+    for info in INFOS:
+        config = json.loads((resolve_model(info["name"]) / "config.json").read_text())
+        assert 0 < config["si_threshold"] < 1 and config["stride"] <= config["max_len"] - 2
