@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--split", default="val")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stride", type=int, default=None, help="override the window stride")
     args = ap.parse_args()
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, args.split)
@@ -35,11 +36,16 @@ def main() -> None:
         if lab.article_id in gold:
             gold[lab.article_id].append((lab.start, lab.end, lab.technique))
     tagger = Tagger(args.model, threads=args.threads)
+    if args.stride:
+        tagger.config["stride"] = args.stride
     t0 = time.perf_counter()
     outs = {aid: tagger.outputs(t) for aid, t in texts.items()}
     ev = evaluate(tagger, outs, gold)
     secs = time.perf_counter() - t0
-    print(f"model {tagger.name} on {args.split} ({len(ids)} articles, {secs:.0f} s)")
+    stride = tagger.config["stride"]
+    print(
+        f"model {tagger.name} (stride {stride}) on {args.split} ({len(ids)} articles, {secs:.0f} s)"
+    )
     print(f"SI    P {ev.si_p:.4f}  R {ev.si_r:.4f}  F1 {ev.si_f1:.4f}")
     print(f"TC    micro-F1 {ev.tc_f1:.4f}  (gold spans)")
     print(f"joint P {ev.joint_p:.4f}  R {ev.joint_r:.4f}  F1 {ev.joint_f1:.4f}")
