@@ -8,7 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from unspin import Analysis, Analyzer
+from unspin.analysis import PhraseEntities, PhraseTagger
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+FAKES = json.loads((GOLDEN / "example_fakes.json").read_text("utf-8"))
+
+
+def example_analysis() -> Analysis:
+    """The example article analysed with the fake phrase tagger (golden-file tests)."""
+    phrases = {k: (v[0], v[1]) for k, v in FAKES["phrases"].items()}
+    analyzer = Analyzer(PhraseTagger(phrases), entities=PhraseEntities(FAKES["entities"]))
+    text = (ROOT / "examples" / "article.txt").read_text("utf-8")
+    return analyzer.analyze(text, title=text.split("\n", 1)[0], source="examples/article.txt")
+
 
 # Our own short texts (never corpus articles). Offsets below are computed from the phrases.
 ARTICLES = {

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import GOLDEN, ROOT, example_analysis
 
-from unspin import Analysis, Analyzer
-from unspin.analysis import PhraseEntities, PhraseTagger
+from unspin import Analysis
 from unspin.report import render
 from unspin.report.json import schema_text
-
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "golden"
-FAKES = json.loads((GOLDEN / "example_fakes.json").read_text("utf-8"))
-
-
-def example_analysis() -> Analysis:
-    phrases = {k: (v[0], v[1]) for k, v in FAKES["phrases"].items()}
-    analyzer = Analyzer(PhraseTagger(phrases), entities=PhraseEntities(FAKES["entities"]))
-    text = (ROOT / "examples" / "article.txt").read_text("utf-8")
-    return analyzer.analyze(text, title=text.split("\n", 1)[0], source="examples/article.txt")
 
 
 def test_committed_schema_is_current() -> None:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
+from conftest import GOLDEN, example_analysis
 from rich.cells import cell_len
 
-from unspin import Analysis, Analyzer
-from unspin.analysis import PhraseEntities, PhraseTagger
+from unspin import Analyzer
+from unspin.analysis import PhraseTagger
 from unspin.report import render
-
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "golden"
-FAKES = json.loads((GOLDEN / "example_fakes.json").read_text("utf-8"))
-
-
-def example_analysis() -> Analysis:
-    phrases = {k: (v[0], v[1]) for k, v in FAKES["phrases"].items()}
-    analyzer = Analyzer(PhraseTagger(phrases), entities=PhraseEntities(FAKES["entities"]))
-    text = (ROOT / "examples" / "article.txt").read_text("utf-8")
-    return analyzer.analyze(text, title=text.split("\n", 1)[0], source="examples/article.txt")
 
 
 def test_plain_golden_fits_80_columns() -> None:
