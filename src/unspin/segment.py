@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-__all__ = ["Encoded", "Window", "load_tokenizer", "encode_article", "make_windows", "pad_batch"]
+__all__ = [
+    "Encoded",
+    "Window",
+    "load_tokenizer",
+    "encode_article",
+    "make_windows",
+    "pad_batch",
+    "locate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +80,20 @@ def pad_batch(windows: list[Window], pad_id: int) -> tuple[np.ndarray, np.ndarra
         ids[i, : len(w.ids)] = w.ids
         mask[i, : len(w.ids)] = 1
     return ids, mask
+
+
+def locate(windows: list[Window], a: int, b: int) -> tuple[int, int, int]:
+    """The window that holds most of article tokens [a, b) (nearest its centre on ties), and
+    the span's positions [la, lb) inside that window's ids (CLS = 0), clipped to the window.
+
+    Training and inference both use this, so the span classifier sees spans the same way."""
+    best, best_key = 0, (-1, 0.0)
+    for i, w in enumerate(windows):
+        inside = max(0, min(b, w.first + w.n) - max(a, w.first))
+        key = (inside, -abs((w.first + w.n / 2) - (a + b) / 2))
+        if key > best_key:
+            best, best_key = i, key
+    w = windows[best]
+    la = max(a, w.first) - w.first + 1
+    lb = max(min(b, w.first + w.n) - w.first + 1, la + 1)
+    return best, la, lb

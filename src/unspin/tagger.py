@@ -19,7 +19,15 @@ import numpy as np
 
 from unspin.decode import repetition_features, runs_to_spans, span_token_range, stitch
 from unspin.errors import ModelError
-from unspin.segment import Encoded, Window, encode_article, load_tokenizer, make_windows, pad_batch
+from unspin.segment import (
+    Encoded,
+    Window,
+    encode_article,
+    load_tokenizer,
+    locate,
+    make_windows,
+    pad_batch,
+)
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
@@ -75,15 +83,7 @@ def span_vector(out: ArticleOutputs, start: int, end: int) -> np.ndarray:
     """Span-in-context features: [mean, first, last, CLS] hidden + mean technique probs + article
     features, from the window that holds most of the span (nearest its centre on ties)."""
     a, b = span_token_range(out.enc, start, end)
-    best, best_key = 0, (-1, 0.0)
-    for i, w in enumerate(out.windows):
-        inside = max(0, min(b, w.first + w.n) - max(a, w.first))
-        centre = -abs((w.first + w.n / 2) - (a + b) / 2)
-        if (inside, centre) > best_key:
-            best, best_key = i, (inside, centre)
-    w = out.windows[best]
-    la = max(a, w.first) - w.first + 1
-    lb = max(min(b, w.first + w.n) - w.first + 1, la + 1)
+    best, la, lb = locate(out.windows, a, b)
     h = out.hidden[best]
     parts = [
         h[la:lb].mean(axis=0),

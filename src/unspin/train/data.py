@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unspin.decode import repetition_features, span_token_range
-from unspin.segment import encode_article, make_windows
+from unspin.segment import encode_article, locate, make_windows
 from unspin.techniques import TECHNIQUE_INDEX, TECHNIQUES
 
 __all__ = ["Example", "SpanItem", "build_examples", "merge_intervals"]
@@ -80,15 +80,7 @@ def build_examples(
             exs.append(Example(ids=w.ids, si=lab, tech=tl))
         for s, e, t in gold:
             a, b = span_token_range(enc, s, e)
-            best, key = 0, (-1, 0.0)
-            for i, w in enumerate(windows):
-                inside = max(0, min(b, w.first + w.n) - max(a, w.first))
-                k = (inside, -abs((w.first + w.n / 2) - (a + b) / 2))
-                if k > key:
-                    best, key = i, k
-            w = windows[best]
-            la = max(a, w.first) - w.first + 1
-            lb = max(min(b, w.first + w.n) - w.first + 1, la + 1)
+            best, la, lb = locate(windows, a, b)
             feats = repetition_features(text, s, e)
             exs[best].spans.append(SpanItem(la, lb, TECHNIQUE_INDEX[t], feats))
         examples.extend(exs)
