@@ -30,6 +30,7 @@ class Example:
     si: np.ndarray  # (L,) O/B/I with IGNORE on CLS/SEP
     tech: np.ndarray  # (L, 14) float
     spans: list[SpanItem] = field(default_factory=list)
+    si_soft: np.ndarray | None = None  # (L, 3) teacher P(O/B/I) for unlabeled windows
 
 
 def merge_intervals(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -46,6 +46,11 @@ DEFAULTS: dict[str, Any] = {
     "max_val_articles": 0,
     "layers": 0,
     "quantize": "all",
+    # distillation / self-training: a teacher model folder (e.g. runs/base/onnx) labels the
+    # unlabeled articles (default ../shared/data/unlabeled-news) with soft targets
+    "teacher": "",
+    "unlabeled": "",
+    "unlabeled_limit": 0,
 }
 
 
@@ -74,6 +79,7 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
     si = torch.full((len(batch), L), -100, dtype=torch.long)
     tech = torch.zeros((len(batch), L, len(TECHNIQUES)))
     tmask = torch.zeros((len(batch), L))
+    soft = torch.zeros((len(batch), L, 3))  # teacher targets; all-zero rows carry no loss
     spans = []
     for r, e in enumerate(batch):
         n = len(e.ids)
@@ -82,8 +88,59 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
         si[r, :n] = torch.from_numpy(e.si)
         tech[r, :n] = torch.from_numpy(e.tech)
         tmask[r, 1 : n - 1] = 1
+        if e.si_soft is not None:
+            soft[r, :n] = torch.from_numpy(e.si_soft)
         spans += [(r, s.a, s.b, torch.from_numpy(s.feats), s.label) for s in e.spans]
-    return {"ids": ids, "mask": mask, "si": si, "tech": tech, "tmask": tmask, "spans": spans}
+    return {
+        "ids": ids,
+        "mask": mask,
+        "si": si,
+        "soft": soft,
+        "tech": tech,
+        "tmask": tmask,
+        "spans": spans,
+    }
+
+
+def _soft_examples(
+    cfg: dict[str, Any], corpus: Path, tok: Any, infer_cfg: dict[str, Any]
+) -> list[Example]:
+    from unspin.train.distill import build_soft_examples, load_unlabeled, teacher_targets
+
+    folder = Path(cfg["unlabeled"] or corpus.parent / "unlabeled-news")
+    texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
+    _log(f"teacher {cfg['teacher']} labels {len(texts)} unlabeled articles from {folder}")
+    cache = Path(cfg["teacher"]) / f"targets-{folder.name}-{len(texts)}.npz"
+    if cache.is_file():  # the teacher's outputs do not change between students
+        with np.load(cache) as npz:
+            targets = {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
+    else:
+        targets = teacher_targets(cfg["teacher"], texts, threads=int(cfg["threads"]), log=_log)
+        arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
+        arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
+        np.savez_compressed(cache, **arrays)
+    soft = build_soft_examples(
+        texts,
+        targets,
+        tok,
+        cls_id=infer_cfg["cls_id"],
+        sep_id=infer_cfg["sep_id"],
+        max_len=cfg["max_len"],
+        stride=cfg["train_stride"],
+    )
+    _log(f"{len(soft)} soft-labelled windows added")
+    return soft
+
+
+def _si_loss(ce: nn.CrossEntropyLoss, si: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    """Cross-entropy on gold O/B/I labels plus soft cross-entropy on teacher targets."""
+    hard = batch["si"].reshape(-1)
+    loss = ce(si.reshape(-1, 3), hard) if (hard != -100).any() else si.sum() * 0.0
+    has_soft = batch["soft"].sum(-1) > 0
+    if has_soft.any():
+        logp = torch.log_softmax(si[has_soft], dim=-1)
+        loss = loss + -(batch["soft"][has_soft] * logp).sum(-1).mean()
+    return loss
 
 
 def torch_backend(net: Network):
@@ -197,6 +254,8 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
         stride=cfg["train_stride"],
     )
     _log(f"{len(train_ids)} train / {len(val_ids)} val articles, {len(examples)} windows")
+    if cfg["teacher"]:
+        examples += _soft_examples(cfg, corpus, tok, infer_cfg)
 
     net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     counts = np.ones(len(TECHNIQUES))
@@ -233,7 +292,7 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
                 tc = None
                 if batch["spans"]:
                     tc = net.span_logits(hidden, tech, [s[:4] for s in batch["spans"]])
-            loss = ce_si(si.float().reshape(-1, 3), batch["si"].reshape(-1))
+            loss = _si_loss(ce_si, si.float(), batch)
             bce = nn.functional.binary_cross_entropy_with_logits(
                 tech.float(), batch["tech"], pos_weight=pos_w, reduction="none"
             )

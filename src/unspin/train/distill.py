@@ -1,0 +1,114 @@
+"""Distillation / self-training: a teacher model's token probabilities on unlabeled news as soft
+training targets for a smaller student.
+
+The teacher may use another tokenizer (MPNet teaching MiniLM), so its per-token outputs are
+first spread over characters, then averaged over each student token's characters.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unspin.segment import encode_article, load_tokenizer, make_windows
+from unspin.tagger import Tagger
+from unspin.train.data import IGNORE, Example
+
+__all__ = ["CharTargets", "teacher_targets", "build_soft_examples", "load_unlabeled"]
+
+# per article: (n_chars, 3) P(O/B/I) and (n_chars, 14) P(technique); NaN where no token covers
+CharTargets = tuple[np.ndarray, np.ndarray]
+
+
+def load_unlabeled(folder: str | Path, limit: int = 0) -> dict[str, str]:
+    """``*.txt`` articles of a folder (sorted by name; the first ``limit`` when limit > 0)."""
+    files = sorted(Path(folder).glob("*.txt"))
+    if limit:
+        files = files[:limit]
+    return {f.stem: f.read_text(encoding="utf-8") for f in files}
+
+
+def _teacher(folder: Path, threads: int) -> Tagger:
+    """A model folder as teacher; prefers its unquantized ``model.fp32.onnx`` when present."""
+    fp32 = folder / "model.fp32.onnx"
+    if not fp32.is_file():
+        return Tagger(folder, threads=threads)
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
+
+    def backend(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    with np.load(folder / "tc_head.npz") as npz:
+        head = {k: npz[k].astype(np.float32) for k in npz.files}
+    return Tagger.from_parts(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
+
+
+def teacher_targets(
+    folder: str | Path, texts: dict[str, str], *, threads: int = 2, log: Any = print
+) -> dict[str, CharTargets]:
+    """Run the teacher over every text; token probabilities spread over their characters."""
+    tagger = _teacher(Path(folder), threads)
+    out: dict[str, CharTargets] = {}
+    t0 = time.time()
+    for i, (aid, text) in enumerate(texts.items()):
+        o = tagger.outputs(text)
+        si = np.full((len(text), 3), np.nan, dtype=np.float32)
+        tech = np.full((len(text), o.tech.shape[1]), np.nan, dtype=np.float32)
+        for k, (s, e) in enumerate(o.enc.offsets):
+            si[s:e] = o.si[k]
+            tech[s:e] = o.tech[k]
+        out[aid] = (si, tech)
+        if (i + 1) % 50 == 0:
+            log(f"teacher: {i + 1}/{len(texts)} articles ({time.time() - t0:.0f} s)")
+    return out
+
+
+def _token_targets(enc: Any, char_si: np.ndarray, char_tech: np.ndarray) -> tuple[np.ndarray, ...]:
+    n = len(enc.ids)
+    si = np.zeros((n, 3), dtype=np.float32)
+    si[:, 0] = 1.0
+    tech = np.zeros((n, char_tech.shape[1]), dtype=np.float32)
+    for k, (s, e) in enumerate(enc.offsets):
+        block = char_si[s:e]
+        ok = ~np.isnan(block[:, 0])
+        if ok.any():
+            si[k] = block[ok].mean(axis=0)
+            tech[k] = char_tech[s:e][ok].mean(axis=0)
+    return si, tech
+
+
+def build_soft_examples(
+    texts: dict[str, str],
+    targets: dict[str, CharTargets],
+    tok: Any,
+    *,
+    cls_id: int,
+    sep_id: int,
+    max_len: int,
+    stride: int,
+) -> list[Example]:
+    """Windows of unlabeled articles with the teacher's soft SI and technique targets (no spans
+    for the span classifier, which only learns from gold labels)."""
+    examples: list[Example] = []
+    for aid, text in texts.items():
+        enc = encode_article(tok, text)
+        if len(enc.ids) == 0 or aid not in targets:
+            continue
+        si, tech = _token_targets(enc, *targets[aid])
+        for w in make_windows(enc, cls_id, sep_id, max_len, stride):
+            soft = np.zeros((w.n + 2, 3), dtype=np.float32)
+            soft[1:-1] = si[w.first : w.first + w.n]
+            tl = np.zeros((w.n + 2, tech.shape[1]), dtype=np.float32)
+            tl[1:-1] = tech[w.first : w.first + w.n]
+            hard = np.full(w.n + 2, IGNORE, dtype=np.int64)
+            examples.append(Example(ids=w.ids, si=hard, tech=tl, si_soft=soft))
+    return examples

@@ -1,0 +1,109 @@
+"""Distillation / self-training: teacher targets moved onto the student's tokens, the soft loss,
+and a student trained end to end from a tiny teacher on unlabeled texts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ARTICLES
+from typer.testing import CliRunner
+
+from unspin.cli import app
+from unspin.segment import load_tokenizer
+from unspin.train.data import IGNORE
+
+torch = pytest.importorskip("torch")
+
+from unspin.train.distill import build_soft_examples, load_unlabeled  # noqa: E402
+from unspin.train.loop import _collate, _si_loss  # noqa: E402
+
+runner = CliRunner()
+
+
+def _char_targets(text: str, phrase: str) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher that is sure ``phrase`` is a Loaded_Language span and nothing else is."""
+    si = np.full((len(text), 3), np.nan, dtype=np.float32)
+    tech = np.full((len(text), 14), np.nan, dtype=np.float32)
+    for i, ch in enumerate(text):
+        if ch.strip():
+            si[i], tech[i] = (1.0, 0.0, 0.0), 0.0
+    s = text.index(phrase)
+    si[s : s + len(phrase)] = (0.0, 0.0, 1.0)
+    tech[s : s + len(phrase), 8] = 1.0
+    return si, tech
+
+
+def test_soft_targets_follow_the_teacher_onto_student_tokens(tiny_encoder: Path) -> None:
+    tok = load_tokenizer(tiny_encoder / "tokenizer.json")
+    text = ARTICLES["1003"]
+    phrase = "disgraceful waste of money"
+    examples = build_soft_examples(
+        {"a": text},
+        {"a": _char_targets(text, phrase)},
+        tok,
+        cls_id=2,
+        sep_id=3,
+        max_len=64,
+        stride=62,
+    )
+    assert len(examples) == 1
+    ex = examples[0]
+    assert ex.si_soft is not None and not ex.spans
+    assert (ex.si == IGNORE).all()  # no gold labels: only the soft loss applies
+    assert ex.si_soft[0].sum() == 0 and ex.si_soft[-1].sum() == 0  # CLS / SEP carry no loss
+    inside = ex.si_soft[1:-1, 2] > 0.5
+    words = tok.decode([int(i) for i, keep in zip(ex.ids[1:-1], inside, strict=True) if keep])
+    assert words == phrase
+    assert (ex.tech[1:-1][inside, 8] == 1.0).all() and ex.tech[1:-1][~inside].sum() == 0
+
+
+def test_soft_loss_is_cross_entropy_against_the_teacher(tiny_encoder: Path) -> None:
+    tok = load_tokenizer(tiny_encoder / "tokenizer.json")
+    text = ARTICLES["1004"]
+    [ex] = build_soft_examples(
+        {"a": text},
+        {"a": _char_targets(text, "corrupt elites")},
+        tok,
+        cls_id=2,
+        sep_id=3,
+        max_len=64,
+        stride=62,
+    )
+    batch = _collate([ex], pad_id=0)
+    logits = torch.zeros(1, len(ex.ids), 3)
+    ce = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    assert _si_loss(ce, logits, batch).item() == pytest.approx(np.log(3), abs=1e-5)
+    confident = torch.log(torch.from_numpy(ex.si_soft).clamp(min=1e-6))[None]
+    assert _si_loss(ce, confident, batch).item() < 1e-4
+
+
+def test_student_trains_from_a_teacher_on_unlabeled_texts(
+    tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    def train(name: str, extra: str) -> Path:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(
+            f'name = "{name}"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+            "train_stride = 12\nepochs = 1\nlr = 1e-3\nbatch_size = 4\nthreads = 1\n" + extra,
+            encoding="utf-8",
+        )
+        out = tmp_path / name
+        args = ["train", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return out
+
+    teacher = train("teacher", "") / "onnx"
+    unlabeled = tiny_corpus / "train-articles"
+    assert len(load_unlabeled(unlabeled, limit=2)) == 2
+    student = train("student", f'teacher = "{teacher}"\nunlabeled = "{unlabeled}"\n')
+    cache = teacher / "targets-train-articles-4.npz"
+    assert cache.is_file()  # teacher outputs are cached for the next student
+    with np.load(cache) as npz:
+        si = npz["article1001/si"]
+    assert si.shape == (len(ARTICLES["1001"]), 3)
+    config = json.loads((student / "onnx" / "config.json").read_text())
+    assert set(config["val"]) >= {"si_f1", "joint_f1"}
