@@ -12,12 +12,17 @@ from conftest import ARTICLES
 from typer.testing import CliRunner
 
 from unspin.cli import app
+from unspin.errors import CorpusError, ModelError
 from unspin.segment import load_tokenizer
 from unspin.train.data import IGNORE
 
 torch = pytest.importorskip("torch")
 
-from unspin.train.distill import build_soft_examples, load_unlabeled  # noqa: E402
+from unspin.train.distill import (  # noqa: E402
+    build_soft_examples,
+    load_unlabeled,
+    teacher_targets,
+)
 from unspin.train.loop import _collate, _si_loss  # noqa: E402
 
 runner = CliRunner()
@@ -107,3 +112,10 @@ def test_student_trains_from_a_teacher_on_unlabeled_texts(
     assert si.shape == (len(ARTICLES["1001"]), 3)
     config = json.loads((student / "onnx" / "config.json").read_text())
     assert set(config["val"]) >= {"si_f1", "joint_f1"}
+
+
+def test_missing_teacher_or_unlabeled_folder_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="train the teacher first"):
+        teacher_targets(tmp_path / "nope", {"a": "text"})
+    with pytest.raises(CorpusError, match="no unlabeled articles"):
+        load_unlabeled(tmp_path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from unspin.errors import CorpusError, ModelError
 from unspin.segment import encode_article, load_tokenizer, make_windows
 from unspin.tagger import Tagger
 from unspin.train.data import IGNORE, Example
@@ -27,6 +28,11 @@ CharTargets = tuple[np.ndarray, np.ndarray]
 def load_unlabeled(folder: str | Path, limit: int = 0) -> dict[str, str]:
     """``*.txt`` articles of a folder (sorted by name; the first ``limit`` when limit > 0)."""
     files = sorted(Path(folder).glob("*.txt"))
+    if not files:
+        raise CorpusError(
+            f"no unlabeled articles (*.txt) in {folder}: set `unlabeled` in the training config "
+            "to a folder of plain-text news articles"
+        )
     if limit:
         files = files[:limit]
     return {f.stem: f.read_text(encoding="utf-8") for f in files}
@@ -34,6 +40,12 @@ def load_unlabeled(folder: str | Path, limit: int = 0) -> dict[str, str]:
 
 def _teacher(folder: Path, threads: int) -> Tagger:
     """A model folder as teacher; prefers its unquantized ``model.fp32.onnx`` when present."""
+    if not (folder / "config.json").is_file():
+        raise ModelError(
+            f"teacher model folder {folder} not found: train the teacher first "
+            "(e.g. `unspin train configs/base.toml --out runs/base`, then teacher = "
+            '"runs/base/onnx"), or remove `teacher` from the config'
+        )
     fp32 = folder / "model.fp32.onnx"
     if not fp32.is_file():
         return Tagger(folder, threads=threads)

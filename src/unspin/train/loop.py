@@ -102,6 +102,16 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
     }
 
 
+def _window_args(cfg: dict[str, Any], infer_cfg: dict[str, Any]) -> dict[str, int]:
+    """How training articles are cut into windows (gold and soft-labelled alike)."""
+    return {
+        "cls_id": infer_cfg["cls_id"],
+        "sep_id": infer_cfg["sep_id"],
+        "max_len": cfg["max_len"],
+        "stride": cfg["train_stride"],
+    }
+
+
 def _soft_examples(
     cfg: dict[str, Any], corpus: Path, tok: Any, infer_cfg: dict[str, Any]
 ) -> list[Example]:
@@ -119,15 +129,7 @@ def _soft_examples(
         arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
         arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
         np.savez_compressed(cache, **arrays)
-    soft = build_soft_examples(
-        texts,
-        targets,
-        tok,
-        cls_id=infer_cfg["cls_id"],
-        sep_id=infer_cfg["sep_id"],
-        max_len=cfg["max_len"],
-        stride=cfg["train_stride"],
-    )
+    soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
     return soft
 
@@ -244,15 +246,7 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
         val_ids = val_ids[: cfg["max_val_articles"]]
     tr_texts, tr_gold = _load(corpus, train_ids)
     va_texts, va_gold = _load(corpus, val_ids)
-    examples = build_examples(
-        tr_texts,
-        tr_gold,
-        tok,
-        cls_id=infer_cfg["cls_id"],
-        sep_id=infer_cfg["sep_id"],
-        max_len=cfg["max_len"],
-        stride=cfg["train_stride"],
-    )
+    examples = build_examples(tr_texts, tr_gold, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(train_ids)} train / {len(val_ids)} val articles, {len(examples)} windows")
     if cfg["teacher"]:
         examples += _soft_examples(cfg, corpus, tok, infer_cfg)
