@@ -151,3 +151,36 @@ def test_predict_errors_are_one_clean_line(trained: Path, tmp_path: Path) -> Non
     assert result.exit_code == 1
     result = runner.invoke(app, ["predict", str(tmp_path), "--threshold", "2", "-o", "x"])
     assert result.exit_code == 1 and "between 0 and 1" in result.output
+
+
+def test_ensemble_averages_its_members(trained: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    config = json.loads((trained / "config.json").read_text())
+    # the same network twice: the average must equal the single model
+    ens_config = {**config, "name": "ens", "members": [str(trained), str(trained)]}
+    (folder / "config.json").write_text(json.dumps(ens_config))
+    single, ens = Tagger(trained, threads=1), Tagger(folder, threads=1)
+    assert ens.name == "ens" and len(ens.members) == 2
+    text = ARTICLES["1001"]
+    a, b = single.outputs(text), ens.outputs(text)
+    assert len(b.members) == 2
+    assert abs(a.si - b.si).max() < 1e-6 and abs(a.tech - b.tech).max() < 1e-6
+    spans = [(0, 6), (20, 40)]
+    assert abs(single.classify_outputs(a, spans) - ens.classify_outputs(b, spans)).max() < 1e-6
+    assert single.predict(text, threshold=0.0) == ens.predict(text, threshold=0.0)
+
+
+def test_ensemble_built_by_train_config(trained: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "ens.toml"
+    cfg.write_text(f'name = "ens"\nmembers = ["{trained}", "{trained}"]\nthreads = 1\n')
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "onnx" / "config.json").read_text())
+    assert config["members"] == [str(trained), str(trained)]
+    assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
+    assert "si_threshold" in config and "joint_calibration" in config
+    assert Tagger(out / "onnx", threads=1).predict(ARTICLES["1002"], threshold=0.0)

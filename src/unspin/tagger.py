@@ -55,6 +55,7 @@ class ArticleOutputs:
     hidden: list[np.ndarray]  # per window (len(ids), h)
     tech_win: list[np.ndarray]  # per window (len(ids), 14) sigmoid probabilities
     span_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    members: list[ArticleOutputs] = field(default_factory=list)  # ensembles: one per member
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -107,6 +108,13 @@ class Tagger:
     def __init__(self, model: str | Path = "default", *, threads: int | None = None) -> None:
         folder = resolve_model(model)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self.name = config.get("name", folder.name)
+        self.folder = folder
+        if config.get("members"):  # an ensemble of shipped models (no network of its own)
+            names = config["members"]
+            members = [Tagger(_member_folder(folder, m), threads=threads) for m in names]
+            self._setup_ensemble(config, members)
+            return
         try:
             import onnxruntime as ort
         except ImportError as err:  # pragma: no cover - core dependency
@@ -129,8 +137,22 @@ class Tagger:
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
         self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
-        self.name = config.get("name", folder.name)
-        self.folder = folder
+
+    @classmethod
+    def ensemble(cls, config: dict[str, Any], members: Sequence[Tagger]) -> Tagger:
+        """Average the token probabilities and span-classifier outputs of ``members`` (models
+        sharing one tokenizer); decoding settings and calibration come from ``config``."""
+        self = cls.__new__(cls)
+        self._setup_ensemble(config, list(members))
+        self.name = config.get("name", "ensemble")
+        return self
+
+    def _setup_ensemble(self, config: dict[str, Any], members: list[Tagger]) -> None:
+        vocab = {m.tokenizer.to_str() for m in members}
+        if len(vocab) != 1:
+            raise ModelError("The members of an ensemble must share one tokenizer")
+        self._setup(config, members[0].tokenizer, members[0].backend, members[0].head)
+        self.members = members
 
     @classmethod
     def from_parts(
@@ -150,9 +172,23 @@ class Tagger:
         self.backend = backend
         self.head = head
         self.batch_size = int(config.get("batch_size", 8))
+        self.members: list[Tagger] = []
 
     # -- network ---------------------------------------------------------------------------
     def outputs(self, text: str) -> ArticleOutputs:
+        if self.members:
+            outs = [m.outputs(text) for m in self.members]
+            first = outs[0]
+            return ArticleOutputs(
+                text=text,
+                enc=first.enc,
+                windows=first.windows,
+                si=np.mean([o.si for o in outs], axis=0),
+                tech=np.mean([o.tech for o in outs], axis=0),
+                hidden=first.hidden,
+                tech_win=first.tech_win,
+                members=outs,
+            )
         c = self.config
         enc = encode_article(self.tokenizer, text)
         if len(enc.ids) == 0:
@@ -185,7 +221,11 @@ class Tagger:
         if not spans:
             return np.zeros((0, len(TECHNIQUES)), np.float32)
         todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
-        if todo:  # decoding is re-run many times on the same outputs while tuning
+        if todo and self.members:
+            pairs = zip(self.members, out.members, strict=True)
+            probs = np.mean([m.classify_outputs(o, todo) for m, o in pairs], axis=0)
+            out.span_cache.update(zip(todo, probs, strict=True))
+        elif todo:  # decoding is re-run many times on the same outputs while tuning
             x = np.stack([span_vector(out, s, e) for s, e in todo])
             h = _gelu(x @ self.head["w1"].T + self.head["b1"])
             logits = h @ self.head["w2"].T + self.head["b2"]
@@ -276,6 +316,13 @@ def shipped_models() -> dict[str, Path]:
     return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file()}
 
 
+def _member_folder(ensemble: Path, member: str) -> Path:
+    """An ensemble member: a shipped model's name, or a folder relative to the ensemble's."""
+    if member in shipped_models():
+        return shipped_models()[member]
+    return (ensemble / member).resolve()
+
+
 def resolve_model(model: str | Path) -> Path:
     models = shipped_models()
     name = str(model)
@@ -289,7 +336,9 @@ def resolve_model(model: str | Path) -> Path:
     if name in models:
         return models[name]
     path = Path(name)
-    if (path / "config.json").is_file() and (path / "model.onnx").is_file():
+    if (path / "config.json").is_file() and (
+        (path / "model.onnx").is_file() or _read_config(path).get("members")
+    ):
         return path
     known = ", ".join(models) or "none"
     raise ModelError(f"Unknown model {name!r}: pick one of {known} (see `unspin models`)")
@@ -304,6 +353,7 @@ def model_infos() -> list[dict[str, Any]]:
     infos = []
     for name, folder in shipped_models().items():
         info = {"name": name, **_read_config(folder)}
-        info["size_mb"] = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        parts = [folder] + [_member_folder(folder, m) for m in info.get("members", [])]
+        info["size_mb"] = sum(f.stat().st_size for p in parts for f in p.iterdir()) / 2**20
         infos.append(info)
     return infos

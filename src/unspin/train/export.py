@@ -162,6 +162,11 @@ def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
 
     src, dst = Path(run_onnx), MODELS_DIR / name
     dst.mkdir(parents=True, exist_ok=True)
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    if config.get("members"):  # an ensemble: its config is all it has
+        config.update(name=name, default=default)
+        (dst / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+        return dst
     shutil.copy(src / "model.onnx", dst / "model.onnx")
     shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
     with np.load(src / "tc_head.npz") as npz:

@@ -121,8 +121,12 @@ def _soft_examples(
     texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
     _log(f"teacher {cfg['teacher']} labels {len(texts)} unlabeled articles from {folder}")
     cache = Path(cfg["teacher"]) / f"targets-{folder.name}-{len(texts)}.npz"
-    if cache.is_file():  # the teacher's outputs do not change between students
-        with np.load(cache) as npz:
+    # the teacher's outputs do not change between students: reuse any cache that covers these
+    # articles (one made for more of them included)
+    found = sorted(Path(cfg["teacher"]).glob(f"targets-{folder.name}-*.npz"))
+    covering = [p for p in found if int(p.stem.rsplit("-", 1)[1]) >= len(texts)]
+    if covering:
+        with np.load(covering[0]) as npz:
             targets = {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
     else:
         targets = teacher_targets(cfg["teacher"], texts, threads=int(cfg["threads"]), log=_log)
@@ -228,6 +232,10 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
 
 def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> Path:
     cfg = load_config(config_path)
+    if cfg.get("members"):  # an ensemble of shipped models: tune and calibrate only
+        from unspin.train.ensemble import build_ensemble
+
+        return build_ensemble(cfg, Path(corpus), Path(out_dir))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(int(cfg["threads"]))
     random.seed(cfg["seed"])
