@@ -23,6 +23,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _torch_tagger(folder: Path):
+    """The model's network in torch fp32 (weights from runs/<name>/network.pt when present;
+    otherwise the base encoder's: the same compute), with the same windows and decoding."""
+    import numpy as np
+    import torch
+
+    from unspin.segment import load_tokenizer
+    from unspin.tagger import Tagger
+    from unspin.train.encoders import resolve_encoder
+    from unspin.train.loop import torch_backend
+    from unspin.train.model import Network
+
+    config = json.loads((folder / "config.json").read_text())
+    net = Network(resolve_encoder(config["encoder"]), layers=config.get("layers")).eval()
+    ckpt = ROOT / "runs" / config["name"] / "network.pt"
+    if ckpt.is_file():
+        net.load_state_dict(torch.load(ckpt, map_location="cpu"))
+    head = dict(np.load(folder / "tc_head.npz"))
+    return Tagger.from_parts(
+        config, load_tokenizer(folder / "tokenizer.json"), torch_backend(net), head
+    )
+
+
 def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     import resource
@@ -36,25 +59,18 @@ def child(args: argparse.Namespace) -> None:
     else:
         import torch
 
-        from unspin.segment import load_tokenizer
-        from unspin.tagger import resolve_model
-        from unspin.train.encoders import resolve_encoder
-        from unspin.train.loop import torch_backend
-        from unspin.train.model import Network
+        from unspin.tagger import Tagger, resolve_model
 
         torch.set_num_threads(args.threads)
         folder = resolve_model(args.model)
         config = json.loads((folder / "config.json").read_text())
-        net = Network(resolve_encoder(config["encoder"]), layers=config.get("layers")).eval()
-        ckpt = ROOT / "runs" / config["name"] / "network.pt"
-        if ckpt.is_file():
-            net.load_state_dict(torch.load(ckpt, map_location="cpu"))
-        from unspin.tagger import Tagger
+        if config.get("members"):  # an ensemble: its members in torch, averaged the same way
+            from unspin.tagger import _member_folder
 
-        head = dict(np.load(folder / "tc_head.npz"))
-        tagger = Tagger.from_parts(
-            config, load_tokenizer(folder / "tokenizer.json"), torch_backend(net), head
-        )
+            parts = [_torch_tagger(_member_folder(folder, m)) for m in config["members"]]
+            tagger = Tagger.ensemble(config, parts)
+        else:
+            tagger = _torch_tagger(folder)
     tagger.predict("The brave soldiers crushed the terrorists, said the minister.")
     cold = time.perf_counter() - t0
     files = sorted(Path(args.data).glob("*.txt"))[: args.limit]

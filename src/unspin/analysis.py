@@ -126,7 +126,7 @@ class Analyzer:
             title=title,
             threshold=threshold,
             source=source,
-            model=None if self._injected else self.model,
+            model=None if self._injected else str(getattr(self.tagger, "name", self.model)),
             entities=self._entities,
         )
 

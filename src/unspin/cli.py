@@ -127,7 +127,9 @@ def models() -> None:
 
         table.add_row(
             info["name"],
-            info.get("encoder", "?")
+            "average of " + " + ".join(info["members"])
+            if info.get("members")
+            else info.get("encoder", "?")
             + (f" ({info['layers']} layers)" if info.get("layers") else ""),
             fmt(val.get("si_f1")),
             fmt(val.get("tc_f1")),
