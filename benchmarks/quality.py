@@ -42,10 +42,9 @@ def main() -> None:
     outs = {aid: tagger.outputs(t) for aid, t in texts.items()}
     ev = evaluate(tagger, outs, gold)
     secs = time.perf_counter() - t0
-    stride = tagger.config["stride"]
-    print(
-        f"model {tagger.name} (stride {stride}) on {args.split} ({len(ids)} articles, {secs:.0f} s)"
-    )
+    c = tagger.config
+    how = f"average of {' + '.join(c['members'])}" if c.get("members") else f"stride {c['stride']}"
+    print(f"model {tagger.name} ({how}) on {args.split} ({len(ids)} articles, {secs:.0f} s)")
     print(f"SI    P {ev.si_p:.4f}  R {ev.si_r:.4f}  F1 {ev.si_f1:.4f}")
     print(f"TC    micro-F1 {ev.tc_f1:.4f}  (gold spans)")
     print(f"joint P {ev.joint_p:.4f}  R {ev.joint_r:.4f}  F1 {ev.joint_f1:.4f}")
