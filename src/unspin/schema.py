@@ -171,7 +171,10 @@ class Analysis(BaseModel):
     generator: str = Field(description="unspin version that wrote this report.")
     source: str | None = Field(default=None, description="Path, URL or '<stdin>'.")
     title: str | None = Field(default=None, description="Article title, when known.")
-    model: str | None = Field(default=None, description="Name of the shipped model that tagged the text (null for a custom tagger).")
+    model: str | None = Field(
+        default=None,
+        description="Name of the shipped model that tagged the text (null for a custom tagger).",
+    )
     threshold: float | None = Field(
         default=None, description="Decision threshold override; null = the model's own."
     )
