@@ -184,3 +184,21 @@ def test_ensemble_built_by_train_config(trained: Path, tiny_corpus: Path, tmp_pa
     assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
     assert "si_threshold" in config and "joint_calibration" in config
     assert Tagger(out / "onnx", threads=1).predict(ARTICLES["1002"], threshold=0.0)
+
+
+def test_quality_benchmark_runs_on_a_model_and_an_ensemble(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    config = json.loads((trained / "config.json").read_text())
+    (ens / "config.json").write_text(json.dumps({**config, "members": [str(trained)] * 2}))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+    for model in (trained, ens):
+        args = [sys.executable, str(script), "--model", str(model), "--corpus", str(tiny_corpus)]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "SI    P" in out.stdout and "joint P" in out.stdout and "ECE" in out.stdout
