@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from unspin.corpus import load_split
-from unspin.evaluate import evaluate, tune
 from unspin.tagger import Tagger
 
 __all__ = ["build_ensemble"]
 
 
 def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
-    from unspin.train.loop import _load, _log, calibrate_on
+    from unspin.train.loop import _load, _log, fit_decoding, val_scores
 
     members = [Tagger(m, threads=int(cfg["threads"])) for m in cfg["members"]]
     config: dict[str, Any] = {
@@ -34,17 +33,12 @@ def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
     t0 = time.time()
     outs = {aid: tagger.outputs(t) for aid, t in texts.items()}
     report: dict[str, Any] = {"members": {m.name: m.config.get("val") for m in members}}
-    report["tuned"] = tune(tagger, outs, gold)
-    report["calibration"] = calibrate_on(tagger, outs, gold)
-    ev = evaluate(tagger, outs, gold)
+    report["tuned"], report["calibration"], ev = fit_decoding(tagger, outs, gold)
     report["val"] = ev.__dict__
     report["val_seconds"] = round(time.time() - t0, 1)
     _log(f"ensemble {config['members']} val: {ev.line()}  tuned {report['tuned']}")
     config = tagger.config
-    config["val"] = {
-        k: round(getattr(ev, k), 4)
-        for k in ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
-    }
+    config["val"] = val_scores(ev)
     folder = out / "onnx"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")

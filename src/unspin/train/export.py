@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unspin.evaluate import evaluate, tune
+from unspin.evaluate import evaluate
 from unspin.tagger import Tagger
 from unspin.train.model import Network
 
@@ -86,19 +86,13 @@ def export(
             _log(f"{kind} val (decoding tuned on torch): {ev.line()}")
         # the shipped network gets its own decoding thresholds and calibration, tuned on its own
         # val outputs exactly as the torch model's were (int8 shifts the token probabilities)
-        from unspin.train.loop import calibrate_on
+        from unspin.train.loop import fit_decoding, val_scores
 
-        tagger.config.update(si_calibration=None, joint_calibration=None)
-        report["onnx_int8_tuned"] = tune(tagger, outs, val_gold)
-        report["calibration"] = calibrate_on(tagger, outs, val_gold)
-        ev = evaluate(tagger, outs, val_gold)
+        report["onnx_int8_tuned"], report["calibration"], ev = fit_decoding(tagger, outs, val_gold)
         report["onnx_int8"] = ev.__dict__
         config = tagger.config
         _log(f"onnx_int8 val (decoding tuned on int8): {ev.line()}")
-        config["val"] = {
-            k: round(report["onnx_int8"][k], 4)
-            for k in ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
-        }
+        config["val"] = val_scores(ev)
         (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     (out / "export_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return out
@@ -173,7 +167,6 @@ def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
         np.savez_compressed(
             dst / "tc_head.npz", **{k: npz[k].astype(np.float16) for k in npz.files}
         )
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
     config.update(name=name, default=default)
     (dst / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return dst

@@ -162,6 +162,21 @@ def _outputs(tagger: Tagger, texts: dict[str, str]) -> dict[str, ArticleOutputs]
     return {aid: tagger.outputs(t) for aid, t in texts.items()}
 
 
+def fit_decoding(tagger: Tagger, outputs: dict, gold: dict) -> tuple[dict, dict, Any]:
+    """Tune decoding, then fit calibration, on val outputs (from scratch: any calibration in
+    the tagger's config is dropped first); returns (tuned settings, calibration report, scores)."""
+    tagger.config.update(si_calibration=None, joint_calibration=None)
+    tuned = tune(tagger, outputs, gold)
+    calib = calibrate_on(tagger, outputs, gold)
+    return tuned, calib, evaluate(tagger, outputs, gold)
+
+
+def val_scores(ev: Any) -> dict[str, float]:
+    """The val scores recorded in a model's config.json (`unspin models` shows them)."""
+    keys = ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
+    return {k: round(getattr(ev, k), 4) for k in keys}
+
+
 def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
     """Fit Platt scaling for SI and joint span scores; report a 2-fold cross-fitted reliability
     table (each half calibrated on the other) so the reported error is not fitted on itself."""
@@ -364,9 +379,7 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     infer_cfg = _infer_config(cfg, tok)
     tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays())
     outs = _outputs(tagger, va_texts)
-    tuned = tune(tagger, outs, va_gold)
-    calib = calibrate_on(tagger, outs, va_gold)
-    ev = evaluate(tagger, outs, va_gold)
+    tuned, calib, ev = fit_decoding(tagger, outs, va_gold)
     _log(f"best torch model val: {ev.line()}  tuned {tuned}")
     meta.update(torch_val=ev.__dict__, calibration_report=calib)
     (run / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
