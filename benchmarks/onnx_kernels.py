@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -31,6 +33,7 @@ def main() -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = args.threads
         opts.enable_profiling = args.profile
+        opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "unspin_ort_profile")
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         for _ in range(2):
             sess.run(None, feed)
