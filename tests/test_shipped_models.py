@@ -79,3 +79,11 @@ def test_configs_are_json_with_decoding_settings() -> None:
             assert all(not m.get("members") for m in members)
         else:
             assert config["stride"] <= config["max_len"] - 2
+
+
+def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:
+    for info in INFOS:
+        text = (resolve_model(info["name"]) / "config.json").read_text()
+        config = json.loads(text)
+        assert config.get("encoder") in ("minilm", "mpnet"), (info["name"], config.get("encoder"))
+        assert "/tmp/" not in text and "/home/" not in text and "/work/" not in text

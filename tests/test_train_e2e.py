@@ -202,3 +202,87 @@ def test_quality_benchmark_runs_on_a_model_and_an_ensemble(
         out = subprocess.run(args, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "SI    P" in out.stdout and "joint P" in out.stdout and "ECE" in out.stdout
+
+
+def test_device_key_picks_cpu_or_fails_clearly() -> None:
+    import torch
+
+    from unspin.errors import ModelError
+    from unspin.train.loop import DEFAULTS, _device
+
+    assert DEFAULTS["device"] == "cpu"
+    assert _device({"device": "cpu"}).type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert _device({"device": "auto"}).type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match='device = "cuda"'):
+            _device({"device": "cuda"})
+
+
+def test_max_minutes_stops_after_the_first_epoch(
+    tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from unspin.train.loop import train
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        f'name = "tiny"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+        "train_stride = 12\nepochs = 5\nlr = 1e-3\nbatch_size = 4\nthreads = 1\n"
+        "max_minutes = 0.0001\n",
+        encoding="utf-8",
+    )
+    out = train(cfg, tiny_corpus, tmp_path / "run", finalize_run=False)
+    report = json.loads((out / "train_report.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == [1]
+    assert (out / "network.pt").is_file() and not (out / "onnx").exists()
+
+
+def test_retune_rewrites_decoding_for_this_runtime(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.train.export import retune
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(si_threshold=0.99, val={})  # as if tuned on another runtime
+    (folder / "config.json").write_text(json.dumps(config))
+    scores = retune(folder, tiny_corpus, threads=1)
+    after = json.loads((folder / "config.json").read_text())
+    assert after["si_threshold"] != 0.99
+    assert after["val"] == scores and set(scores) >= {"si_f1", "tc_f1", "joint_f1"}
+    report = json.loads((folder / "export_report.json").read_text())
+    assert report["retuned"]["onnxruntime"] and "val" in report["retuned"]
+
+
+def test_encoder_names_resolve_through_unspin_encoders(
+    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from unspin.train.encoders import resolve_encoder
+
+    shutil.copytree(tiny_encoder, tmp_path / "minilm")
+    monkeypatch.setenv("UNSPIN_ENCODERS", str(tmp_path))
+    assert resolve_encoder("minilm") == tmp_path / "minilm"
+
+
+def test_ship_refuses_a_config_that_names_its_encoder_by_path(
+    trained: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.errors import ModelError
+    from unspin.train.export import ship
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "encoder": "/tmp/w/minilm"}))
+    with pytest.raises(ModelError, match="UNSPIN_ENCODERS"):
+        ship(folder, "should-not-exist")
+    from unspin.tagger import MODELS_DIR
+
+    assert not (MODELS_DIR / "should-not-exist").exists()

@@ -19,7 +19,13 @@ from unspin.segment import encode_article, load_tokenizer, make_windows
 from unspin.tagger import Tagger
 from unspin.train.data import IGNORE, Example
 
-__all__ = ["CharTargets", "teacher_targets", "build_soft_examples", "load_unlabeled"]
+__all__ = [
+    "CharTargets",
+    "build_soft_examples",
+    "char_targets",
+    "load_unlabeled",
+    "teacher_targets",
+]
 
 # per article: (n_chars, 3) P(O/B/I) and (n_chars, 14) P(technique); NaN where no token covers
 CharTargets = tuple[np.ndarray, np.ndarray]
@@ -68,7 +74,13 @@ def teacher_targets(
     folder: str | Path, texts: dict[str, str], *, threads: int = 2, log: Any = print
 ) -> dict[str, CharTargets]:
     """Run the teacher over every text; token probabilities spread over their characters."""
-    tagger = _teacher(Path(folder), threads)
+    return char_targets(_teacher(Path(folder), threads), texts, log=log)
+
+
+def char_targets(
+    tagger: Tagger, texts: dict[str, str], *, log: Any = print
+) -> dict[str, CharTargets]:
+    """A tagger's token probabilities (SI and technique) spread over each text's characters."""
     out: dict[str, CharTargets] = {}
     t0 = time.time()
     for i, (aid, text) in enumerate(texts.items()):

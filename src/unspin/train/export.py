@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unspin.errors import ModelError
 from unspin.evaluate import evaluate
 from unspin.tagger import Tagger
 from unspin.train.model import Network
@@ -149,14 +150,50 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
     return Tagger.from_parts(dict(config), load_tokenizer(folder / "tokenizer.json"), backend, head)
 
 
+def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[str, Any]:
+    """Re-tune an exported model's decoding and calibration on val with this machine's
+    onnxruntime (for a model exported elsewhere, e.g. on a GPU machine whose onnxruntime
+    version gives slightly different int8 outputs). Rewrites config.json; returns the scores."""
+    import onnxruntime as ort
+
+    from unspin.corpus import load_split
+    from unspin.train.loop import _load, fit_decoding, val_scores
+
+    folder = Path(folder)
+    tagger = Tagger(folder, threads=threads)
+    texts, gold = _load(Path(corpus), load_split(Path(corpus), "val"))
+    outs = {aid: tagger.outputs(t) for aid, t in texts.items()}
+    tuned, calib, ev = fit_decoding(tagger, outs, gold)
+    config = tagger.config
+    config["val"] = val_scores(ev)
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    report_path = folder / "export_report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    report["retuned"] = {
+        "onnxruntime": ort.__version__,
+        "tuned": tuned,
+        "calibration": calib,
+        "val": ev.__dict__,
+    }
+    report_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    _log(f"retuned on onnxruntime {ort.__version__}: {ev.line()}  tuned {tuned}")
+    return config["val"]
+
+
 def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
     """Copy an exported model into the package (src/unspin/models/NAME): int8 ONNX, span
     classifier weights in fp16, tokenizer, config."""
     from unspin.tagger import MODELS_DIR
 
     src, dst = Path(run_onnx), MODELS_DIR / name
-    dst.mkdir(parents=True, exist_ok=True)
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    if "/" in str(config.get("encoder", "")):
+        raise ModelError(
+            f"{src / 'config.json'} names its encoder by a path ({config['encoder']}): train with "
+            'encoder = "minilm" or "mpnet" (set UNSPIN_ENCODERS to a folder of unpacked '
+            "weights on machines without them) or fix the config before shipping"
+        )
+    dst.mkdir(parents=True, exist_ok=True)
     if config.get("members"):  # an ensemble: its config is all it has
         config.update(name=name, default=default)
         (dst / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")

@@ -51,12 +51,35 @@ DEFAULTS: dict[str, Any] = {
     "teacher": "",
     "unlabeled": "",
     "unlabeled_limit": 0,
+    # "cpu", "cuda" or "auto" (cuda when available); export and int8 tuning always run on CPU
+    "device": "cpu",
+    # stop after the epoch that passes this many minutes of training (0: no limit)
+    "max_minutes": 0.0,
 }
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         return {**DEFAULTS, **tomllib.load(f)}
+
+
+def _device(cfg: dict[str, Any]) -> torch.device:
+    want = str(cfg["device"])
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        from unspin.errors import ModelError
+
+        raise ModelError('config asks for device = "cuda" but torch sees no GPU: use "cpu"')
+    return torch.device(want)
+
+
+def _to(batch: dict[str, Any], dev: torch.device) -> dict[str, Any]:
+    if dev.type == "cpu":
+        return batch
+    out = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if k != "spans"}
+    out["spans"] = [(r, a, b, f.to(dev), y) for r, a, b, f, y in batch["spans"]]
+    return out
 
 
 def _log(msg: str) -> None:
@@ -151,9 +174,10 @@ def _si_loss(ce: nn.CrossEntropyLoss, si: torch.Tensor, batch: dict[str, Any]) -
 
 def torch_backend(net: Network):
     def run(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        dev = next(net.parameters()).device
         with torch.inference_mode():
-            si, tech, hidden = net(torch.from_numpy(ids), torch.from_numpy(mask))
-        return si.float().numpy(), tech.float().numpy(), hidden.float().numpy()
+            si, tech, hidden = net(torch.from_numpy(ids).to(dev), torch.from_numpy(mask).to(dev))
+        return si.float().cpu().numpy(), tech.float().cpu().numpy(), hidden.float().cpu().numpy()
 
     return run
 
@@ -245,7 +269,9 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
     }
 
 
-def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> Path:
+def train(
+    config_path: str | Path, corpus: str | Path, out_dir: str | Path, *, finalize_run: bool = True
+) -> Path:
     cfg = load_config(config_path)
     if cfg.get("members"):  # an ensemble of shipped models: tune and calibrate only
         from unspin.train.ensemble import build_ensemble
@@ -274,13 +300,15 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
     if cfg["teacher"]:
         examples += _soft_examples(cfg, corpus, tok, infer_cfg)
 
-    net = Network(enc_dir, layers=int(cfg["layers"]) or None)
+    dev = _device(cfg)
+    net = Network(enc_dir, layers=int(cfg["layers"]) or None).to(dev)
     counts = np.ones(len(TECHNIQUES))
     for rows in tr_gold.values():
         for _, _, t in rows:
             counts[TECHNIQUES.index(t)] += 1
-    cw = torch.tensor((counts.max() / counts) ** 0.5, dtype=torch.float32).clamp(max=5.0)
+    cw = torch.tensor((counts.max() / counts) ** 0.5, dtype=torch.float32).clamp(max=5.0).to(dev)
     pos_w = torch.tensor(np.clip((counts.sum() / counts) ** 0.5 / 3, 1.0, 8.0), dtype=torch.float32)
+    pos_w = pos_w.to(dev)
     head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(
         [
@@ -295,7 +323,7 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / max(warm, 1), max(0.0, (steps - s) / max(steps - warm, 1)))
     )
-    ce_si = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]), ignore_index=-100)
+    ce_si = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]).to(dev), ignore_index=-100)
     ce_tc = nn.CrossEntropyLoss(weight=cw)
     best_score, best_state, history = -1.0, None, []
     t0, step = time.time(), 0
@@ -303,8 +331,8 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
         net.train()
         order = np.random.permutation(len(examples))
         for i in range(0, len(order), bs):
-            batch = _collate([examples[j] for j in order[i : i + bs]], pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
+            batch = _to(_collate([examples[j] for j in order[i : i + bs]], pad_id), dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
                 si, tech, hidden = net(batch["ids"], batch["mask"])
                 tc = None
                 if batch["spans"]:
@@ -320,7 +348,7 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
                 / batch["tmask"].sum()
             )
             if tc is not None:
-                y = torch.tensor([s[4] for s in batch["spans"]])
+                y = torch.tensor([s[4] for s in batch["spans"]], device=dev)
                 loss = loss + cfg["tc_loss_weight"] * ce_tc(tc.float(), y)
             opt.zero_grad()
             loss.backward()
@@ -351,13 +379,17 @@ def train(config_path: str | Path, corpus: str | Path, out_dir: str | Path) -> P
         )
         if sel > best_score:
             best_score = sel
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        if cfg["max_minutes"] and time.time() - t0 > 60 * float(cfg["max_minutes"]):
+            _log(f"stopping after epoch {epoch + 1}: max_minutes = {cfg['max_minutes']} reached")
+            break
     assert best_state is not None
     train_minutes = (time.time() - t0) / 60
     torch.save(best_state, out / "network.pt")
     meta = {"config": cfg, "history": history, "train_minutes": round(train_minutes, 1)}
     (out / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    finalize(out, corpus)
+    if finalize_run:
+        finalize(out, corpus)
     return out
 
 
@@ -371,7 +403,7 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     tok = load_tokenizer(enc_dir / "tokenizer.json")
     net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     net.load_state_dict(torch.load(run / "network.pt", map_location="cpu"))
-    net.eval()
+    net.to(_device(cfg)).eval()
     val_ids = load_split(corpus, "val")
     if cfg["max_val_articles"]:
         val_ids = val_ids[: cfg["max_val_articles"]]
@@ -385,5 +417,5 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     (run / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     from unspin.train.export import export
 
-    export(net, tagger.config, enc_dir / "tokenizer.json", run / "onnx", va_texts, va_gold)
+    export(net.cpu(), tagger.config, enc_dir / "tokenizer.json", run / "onnx", va_texts, va_gold)
     return run

@@ -60,8 +60,8 @@ class Network(nn.Module):
 
     def tc_head_arrays(self) -> dict[str, object]:
         return {
-            "w1": self.tc1.weight.detach().float().numpy(),
-            "b1": self.tc1.bias.detach().float().numpy(),
-            "w2": self.tc2.weight.detach().float().numpy(),
-            "b2": self.tc2.bias.detach().float().numpy(),
+            "w1": self.tc1.weight.detach().float().cpu().numpy(),
+            "b1": self.tc1.bias.detach().float().cpu().numpy(),
+            "w2": self.tc2.weight.detach().float().cpu().numpy(),
+            "b2": self.tc2.bias.detach().float().cpu().numpy(),
         }

@@ -1,0 +1,242 @@
+"""GPU machine script: train students in parallel on one GPU, export each, pack the best.
+
+Reads the carry folder made by ``tools/gpu/prepare.py students`` (MiniLM in fp16, the corpus,
+the teacher's soft targets as uint8). Env: CARRY (default .devcarry), OUT (results), DEV
+(cuda|cpu), MODE (smoke|full|nosmoke), PLAN (runs for nosmoke, comma-separated), TINY=1 (tiny
+settings, to rehearse on CPU), WORK (scratch), DEADLINE (seconds after which runs are killed).
+See tools/gpu/README.md.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+from common import Log, copy_encoder_files, unpack_corpus
+
+T0 = time.time()
+OUT = Path(os.environ.get("OUT", "/tmp/devout"))
+DEV = os.environ.get("DEV", "cuda")
+MODE = os.environ.get("MODE", "full")
+TINY = os.environ.get("TINY") == "1"
+W = Path(os.environ.get("WORK", "/tmp/w"))
+DEADLINE = float(os.environ.get("DEADLINE", "520"))
+ROOT = Path.cwd()
+C = ROOT / os.environ.get("CARRY", ".devcarry")
+OUT.mkdir(parents=True, exist_ok=True)
+log = Log(OUT / "dev.log")
+
+
+def setup() -> None:
+    unpack_corpus(C, W)
+    enc = W / "minilm"
+    if not (enc / "model.safetensors").exists():
+        from safetensors.torch import load_file, save_file
+
+        src = C / "minilm16"
+        copy_encoder_files(src, enc)
+        sd = load_file(str(src / "model.safetensors"))
+        save_file(
+            {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
+            str(enc / "model.safetensors"),
+        )
+    teacher = W / "teacher"
+    if not (teacher / "targets-unlabeled-news-400.npz").exists():
+        teacher.mkdir(exist_ok=True)
+        z = np.load(C / "targets_u8.npz")
+        arrays = {}
+        for k in z.files:
+            q = z[k]
+            a = q.astype(np.float32) / 254.0
+            a[q == 255] = np.nan
+            arrays[k] = a
+        np.savez(teacher / "targets-unlabeled-news-400.npz", **arrays)
+        (teacher / "config.json").write_text("{}")
+    log("setup done")
+
+
+def toml_line(k: str, v: object) -> str:
+    if isinstance(v, bool):
+        return f"{k} = {'true' if v else 'false'}"
+    if isinstance(v, str):
+        return f"{k} = {json.dumps(v)}"
+    return f"{k} = {v!r}"
+
+
+def write_cfg(name: str, base: str, **over: object) -> Path:
+    with open(ROOT / "configs" / base, "rb") as f:
+        cfg = tomllib.load(f)
+    cfg.update(
+        name=name,
+        device=DEV,
+        threads=2,
+        unlabeled=str(W / "unlabeled-news"),
+    )
+    if cfg.get("teacher"):
+        cfg["teacher"] = str(W / "teacher")
+    cfg.update(over)
+    if TINY:
+        cfg.update(max_train_articles=2, max_val_articles=3, epochs=1, unlabeled_limit=3)
+    (W / "cfg").mkdir(exist_ok=True)
+    p = W / "cfg" / f"{name}.toml"
+    p.write_text("\n".join(toml_line(k, v) for k, v in cfg.items()) + "\n")
+    return p
+
+
+def launch(name: str, cfg: Path) -> subprocess.Popen:
+    (W / "logs").mkdir(exist_ok=True)
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(ROOT / "src"),
+        OMP_NUM_THREADS="2",
+        UNSPIN_ENCODERS=str(W),  # W/minilm: configs keep encoder = "minilm"
+    )
+    code = (
+        "import sys; from unspin.train.loop import train; "
+        f"train({str(cfg)!r}, {str(W / 'ptc')!r}, {str(W / 'runs' / name)!r})"
+    )
+    f = open(W / "logs" / f"{name}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=f, stderr=subprocess.STDOUT, env=env
+    )
+
+
+def wait(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, int | None]:
+    rcs: dict[str, int | None] = {}
+    while len(rcs) < len(procs):
+        for n, p in procs.items():
+            if n not in rcs and p.poll() is not None:
+                rcs[n] = p.returncode
+                log(f"{n} exited {p.returncode}")
+        if time.time() - T0 > deadline:
+            for n, p in procs.items():
+                if n not in rcs:
+                    p.kill()
+                    rcs[n] = None
+                    log(f"{n} killed at deadline")
+            break
+        time.sleep(2)
+    return rcs
+
+
+def tail(name: str, n: int = 15) -> None:
+    p = W / "logs" / f"{name}.log"
+    if p.exists():
+        for line in p.read_text(errors="replace").splitlines()[-n:]:
+            log(f"  {name}| {line}")
+
+
+def score(run: Path) -> dict | None:
+    rep = run / "onnx" / "export_report.json"
+    if not rep.exists():
+        return None
+    r = json.loads(rep.read_text())["onnx_int8"]
+    return {
+        "si": r["si_f1"],
+        "tc": r["tc_f1"],
+        "joint": r["joint_f1"],
+        "sel": r["si_f1"] + r["joint_f1"] + 0.5 * r["tc_f1"],
+    }
+
+
+def pack(names: list[str]) -> None:
+    runs = W / "runs"
+    table = {}
+    for n in names:
+        s = score(runs / n)
+        table[n] = s
+        log(f"RESULT {n}: {s}")
+    (OUT / "results.json").write_text(json.dumps(table, indent=1))
+    best: dict[str, str] = {}
+    for n, s in table.items():
+        if s is None:
+            continue
+        arch = "fast" if n.startswith("fast") else "small"
+        if arch not in best or s["sel"] > table[best[arch]]["sel"]:
+            best[arch] = n
+    log(f"chosen: {best}")
+    with tarfile.open(OUT / "reports.tgz", "w:gz") as t:
+        for n in names:
+            for rel in ("train_report.json", "onnx/export_report.json", "onnx/config.json"):
+                p = runs / n / rel
+                if p.exists():
+                    t.add(p, arcname=f"{n}/{rel}")
+            lp = W / "logs" / f"{n}.log"
+            if lp.exists():
+                t.add(lp, arcname=f"{n}/train.log")
+            cp = W / "cfg" / f"{n}.toml"
+            if cp.exists():
+                t.add(cp, arcname=f"{n}/config.toml")
+        for n in best.values():
+            t.add(runs / n / "onnx" / "tc_head.npz", arcname=f"{n}/onnx/tc_head.npz")
+    for n in best.values():
+        data = (runs / n / "onnx" / "model.onnx").read_bytes()
+        step = 15_000_000
+        for i in range(0, len(data), step):
+            (OUT / f"{n}.onnx.part{i // step}").write_bytes(data[i : i + step])
+    log("packed")
+
+
+def main() -> int:
+    log(f"python {sys.version.split()[0]} dev={DEV} mode={MODE} tiny={TINY}")
+    import torch
+
+    log(f"torch {torch.__version__} cuda={torch.cuda.is_available()}")
+    setup()
+    smoke = write_cfg(
+        "smoke",
+        "small.toml",
+        teacher=str(W / "teacher"),
+        max_train_articles=2,
+        max_val_articles=2,
+        epochs=1,
+        unlabeled_limit=2,
+    )
+    rc = {"smoke": 0} if MODE == "nosmoke" else wait({"smoke": launch("smoke", smoke)}, 170)
+    tail("smoke", 8)
+    if rc.get("smoke") != 0:
+        tail("smoke", 60)
+        return 1
+    log(f"smoke ok: {score(W / 'runs' / 'smoke')}")
+    if MODE == "nosmoke":
+        keep = os.environ.get("PLAN", "small_d6,fast_d6").split(",")
+    if MODE == "smoke":
+        return 0
+    teacher = str(W / "teacher")
+    plan = {
+        "small_d3": ("small.toml", {"teacher": teacher, "epochs": 3}),
+        "small_d6": ("small.toml", {"teacher": teacher, "epochs": 6}),
+        "small_d6lr5": ("small.toml", {"teacher": teacher, "epochs": 6, "lr": 5e-5}),
+        "small_p6": ("small.toml", {"epochs": 6}),
+        "fast_d3": ("fast.toml", {}),
+        "fast_d6": ("fast.toml", {"epochs": 6}),
+    }
+    if MODE == "nosmoke":
+        plan = {n: plan[n] for n in keep}
+    procs = {n: launch(n, write_cfg(n, b, **o)) for n, (b, o) in plan.items()}
+    rcs = wait(procs, DEADLINE)
+    for n, r in rcs.items():
+        if r != 0:
+            tail(n, 25)
+    for n in plan:
+        tail(n, 3)
+    pack(list(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        code = main()
+    except Exception as err:  # report, then fail
+        import traceback
+
+        log("FAILED: " + "".join(traceback.format_exception(err)))
+        code = 2
+    log(f"done rc={code}")
+    sys.exit(code)
