@@ -286,3 +286,20 @@ def test_ship_refuses_a_config_that_names_its_encoder_by_path(
     from unspin.tagger import MODELS_DIR
 
     assert not (MODELS_DIR / "should-not-exist").exists()
+
+
+def test_a_gpu_trained_run_finalizes_on_cpu(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.train.loop import finalize
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.parent, run)
+    report = json.loads((run / "train_report.json").read_text())
+    report["config"]["device"] = "cuda"  # as written by a run on a GPU machine
+    (run / "train_report.json").write_text(json.dumps(report))
+    shutil.rmtree(run / "onnx")
+    finalize(run, tiny_corpus)
+    assert (run / "onnx" / "model.onnx").is_file()

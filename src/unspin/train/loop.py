@@ -403,7 +403,8 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     tok = load_tokenizer(enc_dir / "tokenizer.json")
     net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     net.load_state_dict(torch.load(run / "network.pt", map_location="cpu"))
-    net.to(_device(cfg)).eval()
+    # a run trained on a GPU can be finalized (tuned, exported) on a machine without one
+    net.to(_device(cfg) if torch.cuda.is_available() else torch.device("cpu")).eval()
     val_ids = load_split(corpus, "val")
     if cfg["max_val_articles"]:
         val_ids = val_ids[: cfg["max_val_articles"]]
