@@ -71,3 +71,31 @@ def test_snap_and_token_range() -> None:
     enc = _enc(text)
     assert span_token_range(enc, 4, 11) == (1, 2)
     assert span_token_range(enc, 0, 15) == (0, 3)
+
+
+def test_split_sentences_cuts_at_sentence_ends_but_not_abbreviations() -> None:
+    from unspin.decode import split_sentences
+
+    text = "our leaders. The blood of our martyrs! Mr. Haddad and the U.S. Army said so."
+    pieces = [text[s:e] for s, e in split_sentences(text, 0, len(text))]
+    assert pieces == [
+        "our leaders",
+        "The blood of our martyrs",
+        "Mr. Haddad and the U.S. Army said so.",
+    ]
+
+
+def test_runs_to_spans_splits_sentences_only_when_asked() -> None:
+    import numpy as np
+
+    from unspin.decode import runs_to_spans
+    from unspin.segment import Encoded
+
+    text = "We won. They lost badly"
+    words = [(0, 2), (3, 6), (6, 7), (8, 12), (13, 17), (18, 23)]
+    enc = Encoded(ids=np.arange(len(words)), offsets=np.array(words))
+    prob = np.full(len(words), 0.9)
+    whole = runs_to_spans(text, enc, prob, 0.5)
+    cut = runs_to_spans(text, enc, prob, 0.5, sentences=True)
+    assert [(s, e) for s, e, _ in whole] == [(0, 23)]
+    assert [text[s:e] for s, e, _ in cut] == ["We won", "They lost badly"]

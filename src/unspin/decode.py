@@ -61,11 +61,13 @@ def runs_to_spans(
     begin: np.ndarray | None = None,
     min_chars: int = 3,
     max_gap: int = 0,
+    sentences: bool = False,
 ) -> list[tuple[int, int, float]]:
     """Maximal runs of tokens with ``prob > threshold`` -> (start, end, mean prob) char spans.
 
     ``begin`` (optional, per token) splits a run where a new span clearly begins.
-    Runs separated by at most ``max_gap`` tokens below threshold are joined.
+    Runs separated by at most ``max_gap`` tokens below threshold are joined. With
+    ``sentences``, spans are also cut where a sentence ends inside them.
     """
     above = prob > threshold
     spans: list[tuple[int, int]] = []
@@ -95,14 +97,45 @@ def runs_to_spans(
         s, e = snap_to_words(text, int(enc.offsets[a, 0]), int(enc.offsets[b - 1, 1]))
         score = float(prob[a:b].mean())
         for ps, pe in split_paragraphs(text, s, e):
-            if pe - ps >= min_chars:
-                out.append((ps, pe, score))
+            cuts = split_sentences(text, ps, pe) if sentences else [(ps, pe)]
+            for cs, ce in cuts:
+                if ce - cs >= min_chars:
+                    out.append((cs, ce, score))
     return out
 
 
 _BREAK = re.compile(r"\n[ \t\r\u00a0]*\n")
 _LEAD = " \t\r\n\u00a0,.;:)]}"
 _TRAIL = " \t\r\n\u00a0,;:([{"
+
+
+# a sentence end: . ! ? (and closing quotes/brackets), whitespace, then a capital, digit or
+# opening quote; not after an initial or a common abbreviation ("U.S. Army", "Mr. Haddad")
+_SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_ABBREV = re.compile(
+    r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|Jr|Sr|No|vs|etc)$"
+)
+
+
+def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut a span where a sentence ends inside it (annotated spans rarely cross one)."""
+    pieces, pos = [], start
+    for m in _SENT_END.finditer(text, start, end):
+        if m.group()[0] == "." and _ABBREV.search(text, max(start, m.start() - 12), m.start()):
+            continue
+        pieces.append((pos, m.start()))
+        pos = m.end()
+    pieces.append((pos, end))
+    return [t for t in (_trim(text, s, e) for s, e in pieces) if t[1] > t[0]]
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    """Drop stray punctuation and whitespace at a span's edges."""
+    while s < e and text[s] in _LEAD:
+        s += 1
+    while e > s and text[e - 1] in _TRAIL:
+        e -= 1
+    return s, e
 
 
 def split_paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -113,15 +146,7 @@ def split_paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
         pieces.append((pos, m.start()))
         pos = m.end()
     pieces.append((pos, end))
-    out = []
-    for s, e in pieces:
-        while s < e and text[s] in _LEAD:
-            s += 1
-        while e > s and text[e - 1] in _TRAIL:
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return [t for t in (_trim(text, s, e) for s, e in pieces) if t[1] > t[0]]
 
 
 def span_token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:

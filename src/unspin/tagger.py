@@ -171,6 +171,13 @@ class Tagger:
         self.tokenizer = tokenizer
         self.backend = backend
         self.head = head
+        # (in, out) C-contiguous copies: numpy's x @ w.T on a transposed view measured ~10x
+        # slower here (12 vs 0.9 ms for 11 spans), a quarter of `fast`'s time per article
+        self._mlp = (
+            tuple(np.ascontiguousarray(head[k].T, dtype=np.float32) for k in ("w1", "w2"))
+            if head and "w1" in head
+            else None
+        )
         self.batch_size = int(config.get("batch_size", 8))
         self.members: list[Tagger] = []
 
@@ -227,8 +234,10 @@ class Tagger:
             out.span_cache.update(zip(todo, probs, strict=True))
         elif todo:  # decoding is re-run many times on the same outputs while tuning
             x = np.stack([span_vector(out, s, e) for s, e in todo])
-            h = _gelu(x @ self.head["w1"].T + self.head["b1"])
-            logits = h @ self.head["w2"].T + self.head["b2"]
+            assert self._mlp is not None
+            w1t, w2t = self._mlp
+            h = _gelu(x @ w1t + self.head["b1"])
+            logits = h @ w2t + self.head["b2"]
             probs = _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
             out.span_cache.update(zip(todo, probs, strict=True))
         return np.stack([out.span_cache[sp] for sp in spans])
@@ -250,6 +259,7 @@ class Tagger:
             c.get("si_threshold", 0.5),
             min_chars=c.get("min_chars", 3),
             max_gap=c.get("max_gap", 0),
+            sentences=bool(c.get("split_sentences", False)),
         )
 
     def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:

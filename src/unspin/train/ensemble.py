@@ -23,6 +23,7 @@ def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
     members = [Tagger(m, threads=int(cfg["threads"])) for m in cfg["members"]]
     config: dict[str, Any] = {
         "name": cfg["name"],
+        "split_sentences": True,
         "members": list(cfg["members"]),
         "encoder": members[0].config.get("encoder"),
         "techniques": members[0].config.get("techniques"),

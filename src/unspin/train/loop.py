@@ -266,6 +266,8 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
         "batch_size": 8,
         "quantize": cfg["quantize"],
         "techniques": list(TECHNIQUES),
+        # cut decoded spans where a sentence ends inside them (neutral on val F1, +-0.2)
+        "split_sentences": True,
     }
 
 
