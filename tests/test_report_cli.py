@@ -234,3 +234,13 @@ def test_model_error_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.stderr.startswith("Error: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_version_flag_prints_the_package_version() -> None:
+    from typer.testing import CliRunner
+
+    from unspin import __version__
+    from unspin.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"unspin {__version__}"

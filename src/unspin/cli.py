@@ -23,6 +23,24 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from unspin import __version__
+
+        typer.echo(f"unspin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Find, label and explain propaganda techniques in news articles."""
+
+
 def _fail(err: UnspinError) -> None:
     typer.echo(f"Error: {err}", err=True)
     raise typer.Exit(code=1)
