@@ -303,3 +303,24 @@ def test_a_gpu_trained_run_finalizes_on_cpu(
     shutil.rmtree(run / "onnx")
     finalize(run, tiny_corpus)
     assert (run / "onnx" / "model.onnx").is_file()
+
+
+def test_ensemble_member_weights_shift_the_average(trained: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    single = Tagger(trained, threads=1)
+    config = dict(single.config)
+    text = ARTICLES["1002"]
+    fake = Tagger.from_parts(
+        dict(config),
+        single.tokenizer,
+        lambda ids, mask: tuple(np.zeros_like(a) for a in single.backend(ids, mask)),
+        single.head,
+    )
+    even = Tagger.ensemble({**config, "members": ["a", "b"]}, [single, fake])
+    tilted = Tagger.ensemble(
+        {**config, "members": ["a", "b"], "member_weights": [3, 1]}, [single, fake]
+    )
+    real, a, b = single.outputs(text).si, even.outputs(text).si, tilted.outputs(text).si
+    zero = fake.outputs(text).si
+    assert np.allclose(a, (real + zero) / 2) and np.allclose(b, 0.75 * real + 0.25 * zero)

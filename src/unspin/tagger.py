@@ -187,6 +187,11 @@ class Tagger:
         self.batch_size = int(config.get("batch_size", 8))
         self.members: list[Tagger] = []
 
+    def _weights(self) -> list[float] | None:
+        """An ensemble's member weights (config ``member_weights``; equal when absent)."""
+        w = self.config.get("member_weights")
+        return [float(x) for x in w] if w else None
+
     # -- network ---------------------------------------------------------------------------
     def outputs(self, text: str) -> ArticleOutputs:
         if self.members:
@@ -196,8 +201,8 @@ class Tagger:
                 text=text,
                 enc=first.enc,
                 windows=first.windows,
-                si=np.mean([o.si for o in outs], axis=0),
-                tech=np.mean([o.tech for o in outs], axis=0),
+                si=np.average([o.si for o in outs], axis=0, weights=self._weights()),
+                tech=np.average([o.tech for o in outs], axis=0, weights=self._weights()),
                 hidden=first.hidden,
                 tech_win=first.tech_win,
                 members=outs,
@@ -236,7 +241,9 @@ class Tagger:
         todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
         if todo and self.members:
             pairs = zip(self.members, out.members, strict=True)
-            probs = np.mean([m.classify_outputs(o, todo) for m, o in pairs], axis=0)
+            probs = np.average(
+                [m.classify_outputs(o, todo) for m, o in pairs], axis=0, weights=self._weights()
+            )
             out.span_cache.update(zip(todo, probs, strict=True))
         elif todo:  # decoding is re-run many times on the same outputs while tuning
             x = np.stack([span_vector(out, s, e) for s, e in todo])

@@ -25,6 +25,7 @@ def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
         "name": cfg["name"],
         "split_sentences": True,
         "members": list(cfg["members"]),
+        **({"member_weights": list(cfg["member_weights"])} if cfg.get("member_weights") else {}),
         "encoder": members[0].config.get("encoder"),
         "techniques": members[0].config.get("techniques"),
     }
