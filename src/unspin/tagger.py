@@ -187,10 +187,13 @@ class Tagger:
         self.batch_size = int(config.get("batch_size", 8))
         self.members: list[Tagger] = []
 
-    def _weights(self) -> list[float] | None:
-        """An ensemble's member weights (config ``member_weights``; equal when absent)."""
+    def _average(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Members' outputs averaged with the config's ``member_weights`` (equal if absent)."""
         w = self.config.get("member_weights")
-        return [float(x) for x in w] if w else None
+        if not w:
+            return np.mean(arrays, axis=0)
+        weights = np.asarray(w, dtype=np.float64) / float(np.sum(w))
+        return np.tensordot(weights, np.stack(arrays), axes=1).astype(arrays[0].dtype)
 
     # -- network ---------------------------------------------------------------------------
     def outputs(self, text: str) -> ArticleOutputs:
@@ -201,8 +204,8 @@ class Tagger:
                 text=text,
                 enc=first.enc,
                 windows=first.windows,
-                si=np.average([o.si for o in outs], axis=0, weights=self._weights()),
-                tech=np.average([o.tech for o in outs], axis=0, weights=self._weights()),
+                si=self._average([o.si for o in outs]),
+                tech=self._average([o.tech for o in outs]),
                 hidden=first.hidden,
                 tech_win=first.tech_win,
                 members=outs,
@@ -241,9 +244,7 @@ class Tagger:
         todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
         if todo and self.members:
             pairs = zip(self.members, out.members, strict=True)
-            probs = np.average(
-                [m.classify_outputs(o, todo) for m, o in pairs], axis=0, weights=self._weights()
-            )
+            probs = self._average([m.classify_outputs(o, todo) for m, o in pairs])
             out.span_cache.update(zip(todo, probs, strict=True))
         elif todo:  # decoding is re-run many times on the same outputs while tuning
             x = np.stack([span_vector(out, s, e) for s, e in todo])
