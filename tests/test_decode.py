@@ -99,3 +99,15 @@ def test_runs_to_spans_splits_sentences_only_when_asked() -> None:
     cut = runs_to_spans(text, enc, prob, 0.5, sentences=True)
     assert [(s, e) for s, e, _ in whole] == [(0, 23)]
     assert [text[s:e] for s, e, _ in cut] == ["We won", "They lost badly"]
+
+
+def test_split_sentences_handles_dates_companies_times_marks_and_quotes() -> None:
+    from unspin.decode import split_sentences
+
+    for text, want in [
+        ("hit on Sept. 11 by them. Then", ["hit on Sept. 11 by them", "Then"]),
+        ("Apple Inc. CEO left at 5 p.m. Monday", ["Apple Inc. CEO left at 5 p.m. Monday"]),
+        ("pure evil!!! The end", ["pure evil", "The end"]),
+        ('he said "We won." They lost', ['he said "We won."', "They lost"]),
+    ]:
+        assert [text[s:e] for s, e in split_sentences(text, 0, len(text))] == want

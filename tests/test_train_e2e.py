@@ -267,6 +267,10 @@ def test_encoder_names_resolve_through_unspin_encoders(
     shutil.copytree(tiny_encoder, tmp_path / "minilm")
     monkeypatch.setenv("UNSPIN_ENCODERS", str(tmp_path))
     assert resolve_encoder("minilm") == tmp_path / "minilm"
+    from unspin.errors import ModelError
+
+    with pytest.raises(ModelError, match="no mpnet/config.json"):
+        resolve_encoder("mpnet")
 
 
 def test_ship_refuses_a_config_that_names_its_encoder_by_path(
@@ -288,7 +292,7 @@ def test_ship_refuses_a_config_that_names_its_encoder_by_path(
     assert not (MODELS_DIR / "should-not-exist").exists()
 
 
-def test_a_gpu_trained_run_finalizes_on_cpu(
+def test_a_run_configured_for_cuda_finalizes_on_cpu(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     import shutil
@@ -324,3 +328,10 @@ def test_ensemble_member_weights_shift_the_average(trained: Path, tmp_path: Path
     real, a, b = single.outputs(text).si, even.outputs(text).si, tilted.outputs(text).si
     zero = fake.outputs(text).si
     assert np.allclose(a, (real + zero) / 2) and np.allclose(b, 0.75 * real + 0.25 * zero)
+    from unspin.errors import ModelError
+
+    for bad in ([1.0], [1.0, -1.0], [0.0, 0.0]):
+        with pytest.raises(ModelError, match="member_weights"):
+            Tagger.ensemble(
+                {**config, "members": ["a", "b"], "member_weights": bad}, [single, fake]
+            )

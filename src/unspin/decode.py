@@ -109,21 +109,31 @@ _LEAD = " \t\r\n\u00a0,.;:)]}"
 _TRAIL = " \t\r\n\u00a0,;:([{"
 
 
-# a sentence end: . ! ? (and closing quotes/brackets), whitespace, then a capital, digit or
-# opening quote; not after an initial or a common abbreviation ("U.S. Army", "Mr. Haddad")
-_SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# a sentence end: . ! ? (a run of them, then closing quotes/brackets), whitespace, then a
+# capital, digit or opening quote; not after an initial or a common abbreviation ("U.S. Army",
+# "Mr. Haddad", "Sept. 11", "Apple Inc. CEO", "5 p.m. Monday")
+_SENT_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _ABBREV = re.compile(
-    r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|Jr|Sr|No|vs|etc)$"
+    r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|\b[ap]\.m|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|"
+    r"Jr|Sr|No|vs|etc|Prof|Pres|Capt|Maj|Adm|Rev|Ft|Mt|Inc|Corp|Ltd|Co|Jan|Feb|Mar|Apr|Jun|Jul|"
+    r"Aug|Sep|Sept|Oct|Nov|Dec))$",
+    re.IGNORECASE,
 )
+_OPENERS = "\"'“‘(["
 
 
 def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Cut a span where a sentence ends inside it (annotated spans rarely cross one)."""
+    """Cut a span where a sentence ends inside it (annotated spans rarely cross one). The end
+    marks stay out of the left piece, unless it opened a quotation that they close."""
     pieces, pos = [], start
     for m in _SENT_END.finditer(text, start, end):
-        if m.group()[0] == "." and _ABBREV.search(text, max(start, m.start() - 12), m.start()):
+        marks, closers = m.group(1), m.group(2)
+        if marks == "." and _ABBREV.search(text, max(start, m.start() - 12), m.start()):
             continue
-        pieces.append((pos, m.start()))
+        cut = (
+            m.end(2) if closers and any(c in text[pos : m.start()] for c in _OPENERS) else m.start()
+        )
+        pieces.append((pos, cut))
         pos = m.end()
     pieces.append((pos, end))
     return [t for t in (_trim(text, s, e) for s, e in pieces) if t[1] > t[0]]

@@ -124,7 +124,7 @@ class Tagger:
         opts.intra_op_num_threads = n
         opts.inter_op_num_threads = 1
         # no busy-waiting between runs: the Python work between windows and articles needs the
-        # cores; measured +7% articles/s for `fast` on 2 cores (5 alternating pairs, 100 articles)
+        # cores; +9% articles/s for `fast` on 2 cores (benchmarks/spinning.py, 3 pairs)
         spin = os.environ.get(
             "UNSPIN_ORT_SPINNING", "0"
         )  # "1" restores it (benchmarks/spinning.py)
@@ -157,6 +157,14 @@ class Tagger:
         vocab = {m.tokenizer.to_str() for m in members}
         if len(vocab) != 1:
             raise ModelError("The members of an ensemble must share one tokenizer")
+        weights = config.get("member_weights")
+        if weights is not None and (
+            len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0
+        ):
+            raise ModelError(
+                f"member_weights {weights} must give one weight >= 0 per member "
+                f"({len(members)}) with a positive sum"
+            )
         self._setup(config, members[0].tokenizer, members[0].backend, members[0].head)
         self.members = members
 

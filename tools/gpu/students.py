@@ -213,7 +213,7 @@ def main() -> int:
         "small_d3": ("small.toml", {"teacher": teacher, "epochs": 3}),
         "small_d6": ("small.toml", {"teacher": teacher, "epochs": 6}),
         "small_d6lr5": ("small.toml", {"teacher": teacher, "epochs": 6, "lr": 5e-5}),
-        "small_p6": ("small.toml", {"epochs": 6}),
+        "small_p6": ("small.toml", {"teacher": "", "epochs": 6}),  # PTC only
         "fast_d3": ("fast.toml", {}),
         "fast_d6": ("fast.toml", {"epochs": 6}),
     }

