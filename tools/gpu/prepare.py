@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+from common import targets_to_uint8
 
 HERE = Path(__file__).resolve().parent
 TOKENIZER_FILES = (
@@ -42,17 +43,12 @@ def copy_tokenizer(src: Path, dst: Path) -> None:
 
 
 def to_uint8(targets: Path, out: Path) -> None:
-    """Soft targets (float32 with NaN where no token covers a character) as uint8: p * 254,
-    255 for NaN; the scripts on the GPU machine expect this form."""
+    """A teacher's soft-target file as the uint8 form the GPU-machine scripts expect."""
     with np.load(targets) as z:
         if all(z[k].dtype == np.uint8 for k in z.files):
             shutil.copy(targets, out / "targets_u8.npz")
             return
-        arrays = {}
-        for k in z.files:
-            a = z[k]
-            q = np.clip(np.round(np.nan_to_num(a) * 254), 0, 254)
-            arrays[k] = np.where(np.isnan(a), 255, q).astype(np.uint8)
+        arrays = {k: targets_to_uint8(z[k]) for k in z.files}
     np.savez_compressed(out / "targets_u8.npz", **arrays)
 
 

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, unpack_corpus
+from common import Log, copy_encoder_files, targets_from_uint8, unpack_corpus
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout"))
@@ -49,12 +49,7 @@ def setup() -> None:
     if not (teacher / "targets-unlabeled-news-400.npz").exists():
         teacher.mkdir(exist_ok=True)
         z = np.load(C / "targets_u8.npz")
-        arrays = {}
-        for k in z.files:
-            q = z[k]
-            a = q.astype(np.float32) / 254.0
-            a[q == 255] = np.nan
-            arrays[k] = a
+        arrays = {k: targets_from_uint8(z[k]) for k in z.files}
         np.savez(teacher / "targets-unlabeled-news-400.npz", **arrays)
         (teacher / "config.json").write_text("{}")
     log("setup done")

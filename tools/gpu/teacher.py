@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, unpack_corpus
+from common import Log, copy_encoder_files, targets_to_uint8, unpack_corpus
 from nf4 import unpack
 
 OUT = Path(os.environ.get("OUT", "/tmp/devout2"))
@@ -84,10 +84,7 @@ def main() -> int:
     targets = char_targets(tagger, texts, log=log)
     arrays = {}
     for aid, (si, tech) in targets.items():
-        for name, a in (("si", si), ("tech", tech)):
-            arrays[f"{aid}/{name}"] = np.where(
-                np.isnan(a), 255, np.clip(np.round(np.nan_to_num(a) * 254), 0, 254)
-            ).astype(np.uint8)
+        arrays[f"{aid}/si"], arrays[f"{aid}/tech"] = targets_to_uint8(si), targets_to_uint8(tech)
     np.savez_compressed(OUT / f"targets_u8-{len(texts)}.npz", **arrays)
     log(f"labelled {len(texts)} articles")
     return 0
