@@ -18,7 +18,7 @@ __all__ = ["build_ensemble"]
 
 
 def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
-    from unspin.train.loop import _load, _log, fit_decoding, val_scores
+    from unspin.train.loop import _load, _log, fit_decoding, save_config
 
     members = [Tagger(m, threads=int(cfg["threads"])) for m in cfg["members"]]
     config: dict[str, Any] = {
@@ -39,10 +39,8 @@ def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
     report["val"] = ev.__dict__
     report["val_seconds"] = round(time.time() - t0, 1)
     _log(f"ensemble {config['members']} val: {ev.line()}  tuned {report['tuned']}")
-    config = tagger.config
-    config["val"] = val_scores(ev)
     folder = out / "onnx"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    save_config(tagger, ev, folder)
     (folder / "export_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return out

@@ -87,14 +87,12 @@ def export(
             _log(f"{kind} val (decoding tuned on torch): {ev.line()}")
         # the shipped network gets its own decoding thresholds and calibration, tuned on its own
         # val outputs exactly as the torch model's were (int8 shifts the token probabilities)
-        from unspin.train.loop import fit_decoding, val_scores
+        from unspin.train.loop import fit_decoding, save_config
 
         report["onnx_int8_tuned"], report["calibration"], ev = fit_decoding(tagger, outs, val_gold)
         report["onnx_int8"] = ev.__dict__
-        config = tagger.config
         _log(f"onnx_int8 val (decoding tuned on int8): {ev.line()}")
-        config["val"] = val_scores(ev)
-        (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+        save_config(tagger, ev, out)
     (out / "export_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return out
 
@@ -157,16 +155,14 @@ def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[
     import onnxruntime as ort
 
     from unspin.corpus import load_split
-    from unspin.train.loop import _load, fit_decoding, val_scores
+    from unspin.train.loop import _load, fit_decoding, save_config
 
     folder = Path(folder)
     tagger = Tagger(folder, threads=threads)
     texts, gold = _load(Path(corpus), load_split(Path(corpus), "val"))
     outs = {aid: tagger.outputs(t) for aid, t in texts.items()}
     tuned, calib, ev = fit_decoding(tagger, outs, gold)
-    config = tagger.config
-    config["val"] = val_scores(ev)
-    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    config = save_config(tagger, ev, folder)
     report_path = folder / "export_report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
     report["retuned"] = {

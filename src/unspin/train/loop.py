@@ -201,6 +201,14 @@ def val_scores(ev: Any) -> dict[str, float]:
     return {k: round(getattr(ev, k), 4) for k in keys}
 
 
+def save_config(tagger: Tagger, ev: Any, folder: Path) -> dict[str, Any]:
+    """Write the tagger's (tuned, calibrated) config with its val scores to folder/config.json."""
+    config = tagger.config
+    config["val"] = val_scores(ev)
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return config
+
+
 def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
     """Fit Platt scaling for SI and joint span scores; report a 2-fold cross-fitted reliability
     table (each half calibrated on the other) so the reported error is not fitted on itself."""
