@@ -185,8 +185,7 @@ class Tagger:
         self.tokenizer = tokenizer
         self.backend = backend
         self.head = head
-        # (in, out) C-contiguous copies of the span classifier's weights, made once (x @ w.T
-        # on a transposed view: 0.31 vs 0.25 ms for 11 spans on a quiet CPU)
+        # (in, out) C-contiguous copies of the span classifier's weights, made once
         self._mlp = (
             tuple(np.ascontiguousarray(head[k].T, dtype=np.float32) for k in ("w1", "w2"))
             if head and "w1" in head
