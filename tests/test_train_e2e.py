@@ -335,3 +335,26 @@ def test_ensemble_member_weights_shift_the_average(trained: Path, tmp_path: Path
             Tagger.ensemble(
                 {**config, "members": ["a", "b"], "member_weights": bad}, [single, fake]
             )
+
+
+def test_joint_spans_use_their_own_si_threshold(trained: Path) -> None:
+    import numpy as np
+
+    single = Tagger(trained, threads=1)
+
+    def flat(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        si, tech, hidden = single.backend(ids, mask)
+        return np.zeros_like(si), tech, hidden  # P(B) + P(I) = 2/3 on every token
+
+    config = {**single.config, "si_threshold": 0.7, "joint_threshold": 0.0}
+    config.pop("joint_si_threshold", None)
+    config.pop("joint_max_gap", None)
+    tagger = Tagger.from_parts(dict(config), single.tokenizer, flat, single.head)
+    text = ARTICLES["1002"]
+    assert tagger.predict_si(text) == [] and tagger.predict(text) == []
+    tagger.config["joint_si_threshold"] = 0.5  # the joint task may cut lower than SI
+    assert tagger.predict_si(text) == []
+    spans = tagger.predict(text)
+    assert spans and all(s.technique in TECHNIQUES for s in spans)
+    tagger.config.update(si_threshold=0.5, joint_si_threshold=0.7)
+    assert tagger.predict_si(text) and tagger.predict(text) == []

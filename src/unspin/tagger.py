@@ -268,18 +268,23 @@ class Tagger:
         """Span identification: propaganda spans without a technique."""
         return self._si_spans(self.outputs(text), threshold)
 
-    def _si_raw(self, out: ArticleOutputs) -> list[tuple[int, int, float]]:
-        """Decoded SI spans with their raw (uncalibrated) mean token probability."""
+    def _si_raw(self, out: ArticleOutputs, *, joint: bool = False) -> list[tuple[int, int, float]]:
+        """Decoded SI spans with their raw (uncalibrated) mean token probability. The joint
+        task may decode with its own threshold and gap (``joint_si_threshold``,
+        ``joint_max_gap``): the cut that maximises SI F1 is not the one that maximises joint F1."""
         c = self.config
         if len(out.enc.ids) == 0:
             return []
+        thr, gap = c.get("si_threshold", 0.5), c.get("max_gap", 0)
+        if joint:
+            thr, gap = c.get("joint_si_threshold", thr), c.get("joint_max_gap", gap)
         return runs_to_spans(
             out.text,
             out.enc,
             out.si[:, 1] + out.si[:, 2],
-            c.get("si_threshold", 0.5),
+            thr,
             min_chars=c.get("min_chars", 3),
-            max_gap=c.get("max_gap", 0),
+            max_gap=gap,
             sentences=bool(c.get("split_sentences", False)),
         )
 
@@ -309,7 +314,7 @@ class Tagger:
 
     def _joint_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
         c = self.config
-        si = self._si_raw(out)
+        si = self._si_raw(out, joint=True)
         probs = self.classify_outputs(out, [(s, e) for s, e, _ in si])
         second = float(c.get("second_label_ratio", 0.6))
         rep_floor = float(c.get("repetition_floor", 0.0))

@@ -51,3 +51,41 @@ def targets_from_uint8(q: np.ndarray) -> np.ndarray:
     a = q.astype(np.float32) / 254.0
     a[q == 255] = np.nan
     return a
+
+
+def pack_state(state: dict, init: dict, min_numel: int = 65536) -> dict[str, np.ndarray]:
+    """A trained state dict, small enough to come back from a GPU-machine call (16 MB a file,
+    64 MB a call): each large 2-D weight as its change from the starting weights (``init``,
+    the pretrained encoder the run began from), int8 with a scale per row; everything else fp16.
+    Fine-tuning moves weights little, so the int8 step is ~1/100 of the change's spread."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in state.items():
+        a = v.detach().float().cpu().numpy()
+        if a.ndim == 2 and a.size >= min_numel and k in init and init[k].shape == v.shape:
+            d = a - init[k].detach().float().cpu().numpy()
+            scale = np.abs(d).max(axis=1, keepdims=True) / 127.0
+            scale[scale == 0] = 1.0
+            out[f"q8::{k}"] = np.round(d / scale).astype(np.int8)
+            out[f"sc::{k}"] = scale.astype(np.float32)
+        elif v.is_floating_point():
+            out[f"f16::{k}"] = a.astype(np.float16)
+        else:
+            out[f"raw::{k}"] = v.cpu().numpy()
+    return out
+
+
+def unpack_state(arrays: dict[str, np.ndarray], init: dict) -> dict:
+    """The inverse of ``pack_state`` (``init`` must be the same starting weights)."""
+    import torch
+
+    state = {}
+    for key, a in arrays.items():
+        kind, k = key.split("::", 1)
+        if kind == "q8":
+            d = a.astype(np.float32) * arrays[f"sc::{k}"]
+            state[k] = init[k].detach().float().cpu() + torch.from_numpy(d)
+        elif kind == "f16":
+            state[k] = torch.from_numpy(a.astype(np.float32))
+        elif kind == "raw":
+            state[k] = torch.from_numpy(a)
+    return state

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, targets_from_uint8, unpack_corpus
+from common import Log, copy_encoder_files, pack_state, targets_from_uint8, unpack_corpus
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout"))
@@ -26,6 +26,7 @@ MODE = os.environ.get("MODE", "full")
 TINY = os.environ.get("TINY") == "1"
 W = Path(os.environ.get("WORK", "/tmp/w"))
 DEADLINE = float(os.environ.get("DEADLINE", "520"))
+MAX_MIN = float(os.environ.get("MAX_MIN", "5.8"))  # per-run training budget (minutes)
 ROOT = Path.cwd()
 C = ROOT / os.environ.get("CARRY", ".devcarry")
 OUT.mkdir(parents=True, exist_ok=True)
@@ -92,9 +93,11 @@ def launch(name: str, cfg: Path) -> subprocess.Popen:
         OMP_NUM_THREADS="2",
         UNSPIN_ENCODERS=str(W),  # W/minilm: configs keep encoder = "minilm"
     )
+    fin = os.environ.get("FINALIZE", "0") == "1"  # export on this machine (see README)
     code = (
         "import sys; from unspin.train.loop import train; "
-        f"train({str(cfg)!r}, {str(W / 'ptc')!r}, {str(W / 'runs' / name)!r})"
+        f"train({str(cfg)!r}, {str(W / 'ptc')!r}, {str(W / 'runs' / name)!r}, "
+        f"finalize_run={fin})"
     )
     f = open(W / "logs" / f"{name}.log", "w")
     return subprocess.Popen(
@@ -128,16 +131,55 @@ def tail(name: str, n: int = 15) -> None:
 
 
 def score(run: Path) -> dict | None:
-    rep = run / "onnx" / "export_report.json"
-    if not rep.exists():
+    """The kept epoch's torch val scores (the training loop's own selection rule)."""
+    rep = run / "train_report.json"
+    if not (run / "network.pt").exists() or not rep.exists():
         return None
-    r = json.loads(rep.read_text())["onnx_int8"]
+    hist = json.loads(rep.read_text())["history"]
+    r = max(hist, key=lambda h: h["si_f1"] + h["joint_f1"] + 0.5 * h["tc_f1"])
     return {
+        "epoch": r["epoch"],
         "si": r["si_f1"],
         "tc": r["tc_f1"],
         "joint": r["joint_f1"],
         "sel": r["si_f1"] + r["joint_f1"] + 0.5 * r["tc_f1"],
     }
+
+
+def arch(name: str) -> str:
+    return name.split("_")[0]  # small_*, fast_*, two_*: one model of each comes back
+
+
+def encoder_init(layers: int) -> dict:
+    """The starting encoder weights, as the run saw them (fp16 pretrained, widened to fp32)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from unspin.train.model import Network
+
+    net = Network(W / "minilm", layers=layers or None)
+    return {k: v for k, v in net.state_dict().items() if k.startswith("encoder.")}
+
+
+def pack_weights(runs: list[Path]) -> None:
+    """The chosen runs' weights (``pack_state``) in one tar, cut in 15 MB parts (8 files and
+    64 MB come back per call)."""
+    import torch
+
+    (W / "packed").mkdir(exist_ok=True)
+    tar = W / "weights.tar"
+    with tarfile.open(tar, "w") as t:
+        for run in runs:
+            cfg = json.loads((run / "train_report.json").read_text())["config"]
+            state = torch.load(run / "network.pt", map_location="cpu")
+            arrays = pack_state(state, encoder_init(int(cfg.get("layers") or 0)))
+            f = W / "packed" / f"{run.name}.npz"
+            np.savez_compressed(f, **arrays)
+            log(f"{run.name}: {f.stat().st_size / 1e6:.1f} MB")
+            t.add(f, arcname=f.name)
+    data = tar.read_bytes()
+    step = 15_000_000
+    for i in range(0, len(data), step):
+        (OUT / f"weights.tar.part{i // step}").write_bytes(data[i : i + step])
+    log(f"weights.tar: {len(data) / 1e6:.1f} MB in {(len(data) + step - 1) // step} parts")
 
 
 def pack(names: list[str]) -> None:
@@ -147,16 +189,17 @@ def pack(names: list[str]) -> None:
         s = score(runs / n)
         table[n] = s
         log(f"RESULT {n}: {s}")
-    (OUT / "results.json").write_text(json.dumps(table, indent=1))
+    (W / "results.json").write_text(json.dumps(table, indent=1))
     best: dict[str, str] = {}
     for n, s in table.items():
         if s is None:
             continue
-        arch = "fast" if n.startswith("fast") else "small"
-        if arch not in best or s["sel"] > table[best[arch]]["sel"]:
-            best[arch] = n
+        a = arch(n)
+        if a not in best or s["sel"] > table[best[a]]["sel"]:
+            best[a] = n
     log(f"chosen: {best}")
     with tarfile.open(OUT / "reports.tgz", "w:gz") as t:
+        t.add(W / "results.json", arcname="results.json")
         for n in names:
             for rel in ("train_report.json", "onnx/export_report.json", "onnx/config.json"):
                 p = runs / n / rel
@@ -168,13 +211,19 @@ def pack(names: list[str]) -> None:
             cp = W / "cfg" / f"{n}.toml"
             if cp.exists():
                 t.add(cp, arcname=f"{n}/config.toml")
-        for n in best.values():
-            t.add(runs / n / "onnx" / "tc_head.npz", arcname=f"{n}/onnx/tc_head.npz")
-    for n in best.values():
-        data = (runs / n / "onnx" / "model.onnx").read_bytes()
-        step = 15_000_000
+    try:
+        pack_weights([runs / n for n in best.values()])
+    except Exception as err:  # never lose the call: fall back to one run in plain fp16
+        log(f"pack_weights failed ({err!r}); sending the best small run's fp16 state instead")
+        import torch
+
+        n = best.get("small") or next(iter(best.values()))
+        state = torch.load(runs / n / "network.pt", map_location="cpu")
+        f = W / f"{n}.fp16.pt"
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, f)
+        data, step = f.read_bytes(), 15_000_000
         for i in range(0, len(data), step):
-            (OUT / f"{n}.onnx.part{i // step}").write_bytes(data[i : i + step])
+            (OUT / f"{n}.fp16.pt.part{i // step}").write_bytes(data[i : i + step])
     log("packed")
 
 
@@ -199,6 +248,8 @@ def main() -> int:
         tail("smoke", 60)
         return 1
     log(f"smoke ok: {score(W / 'runs' / 'smoke')}")
+    if MODE == "smoke":
+        pack_weights([W / "runs" / "smoke"])
     if MODE == "nosmoke":
         keep = os.environ.get("PLAN", "small_d6,fast_d6").split(",")
     if MODE == "smoke":
@@ -211,6 +262,20 @@ def main() -> int:
         "small_p6": ("small.toml", {"teacher": "", "epochs": 6}),  # PTC only
         "fast_d3": ("fast.toml", {}),
         "fast_d6": ("fast.toml", {"epochs": 6}),
+        # session 3: 8 epochs, three seeds of small, two of fast, and a 2-layer student; all
+        # capped by MAX_MIN (stop after the epoch that passes it), weights come back (FINALIZE=0)
+        "small_d8": ("small.toml", {"teacher": teacher, "epochs": 8, "max_minutes": MAX_MIN}),
+        "small_d8s7": (
+            "small.toml",
+            {"teacher": teacher, "epochs": 8, "seed": 7, "max_minutes": MAX_MIN},
+        ),
+        "small_d8s21": (
+            "small.toml",
+            {"teacher": teacher, "epochs": 8, "seed": 21, "max_minutes": MAX_MIN},
+        ),
+        "fast_d8": ("fast.toml", {"epochs": 8, "max_minutes": MAX_MIN}),
+        "fast_d8s7": ("fast.toml", {"epochs": 8, "seed": 7, "max_minutes": MAX_MIN}),
+        "two_d8": ("fast.toml", {"epochs": 8, "layers": 2, "max_minutes": MAX_MIN}),
     }
     if MODE == "nosmoke":
         plan = {n: plan[n] for n in keep}
