@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unspin.corpus import default_corpus_dir, load_split, read_article, read_labels
+from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
 from unspin.evaluate import evaluate, reliability, span_correct
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
@@ -30,11 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, args.split)
-    texts = {i: read_article(corpus / "train-articles" / f"article{i}.txt") for i in ids}
-    gold: dict[str, list] = {i: [] for i in ids}
-    for lab in read_labels(corpus / "train-task-flc-tc.labels", task="tc"):
-        if lab.article_id in gold:
-            gold[lab.article_id].append((lab.start, lab.end, lab.technique))
+    texts, gold = load_texts_and_gold(corpus, ids)
     tagger = Tagger(args.model, threads=args.threads)
     if args.stride:
         tagger.config["stride"] = args.stride

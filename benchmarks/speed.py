@@ -6,6 +6,12 @@ Measures over ../shared/data/unlabeled-news: articles/s, p50/p95 latency per art
 (process start -> model loaded -> first short article tagged).
 
     python benchmarks/speed.py --model small [--limit 400] [--threads 2] [--engines onnx,torch]
+                               [--workers 2]
+
+--workers N (ONNX engine only): N articles tagged side by side, each on threads/N onnxruntime
+threads (``Tagger(workers=N)``, what ``unspin predict`` does by default with N = 2); latencies
+are then per article while another one runs. The torch engine is always one article at a time
+on all threads (the plain pipeline).
 
 The torch engine needs the [train] extra and the run folder of the model (runs/<name>/network.pt);
 without it, it runs the same architecture with the base encoder's weights (same compute).
@@ -55,7 +61,7 @@ def child(args: argparse.Namespace) -> None:
     if args.engine == "onnx":
         from unspin.tagger import Tagger
 
-        tagger = Tagger(args.model, threads=args.threads)
+        tagger = Tagger(args.model, threads=args.threads, workers=args.workers)
     else:
         import torch
 
@@ -75,14 +81,17 @@ def child(args: argparse.Namespace) -> None:
     cold = time.perf_counter() - t0
     files = sorted(Path(args.data).glob("*.txt"))[: args.limit]
     texts = [f.read_text(encoding="utf-8") for f in files]
-    lat = []
-    n_spans = 0
-    start = time.perf_counter()
-    for text in texts:
+
+    def timed(text: str) -> tuple[int, float]:
         t = time.perf_counter()
-        n_spans += len(tagger.predict(text))
-        lat.append(time.perf_counter() - t)
+        n = len(tagger.predict(text))
+        return n, time.perf_counter() - t
+
+    start = time.perf_counter()
+    done = list(tagger.map(timed, texts))
     total = time.perf_counter() - start
+    n_spans = sum(n for n, _ in done)
+    lat = [t for _, t in done]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
@@ -98,6 +107,7 @@ def child(args: argparse.Namespace) -> None:
                 "cold_start_s": cold,
                 "spans": n_spans,
                 "threads": args.threads,
+                "workers": args.workers if args.engine == "onnx" else 1,
                 "latencies_s": lat,
             }
         )
@@ -111,6 +121,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=400, help="articles for the ONNX engine")
     ap.add_argument("--torch-limit", type=int, default=100, help="articles for the torch engine")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="ONNX engine: articles side by side")
     ap.add_argument("--engines", default="onnx,torch")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -137,10 +148,15 @@ def main() -> None:
             str(args.limit if engine == "onnx" else args.torch_limit),
             "--threads",
             str(args.threads),
+            "--workers",
+            str(args.workers),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"model {args.model}, {args.threads} threads, articles from {args.data}")
+    print(
+        f"model {args.model}, {args.threads} threads, ONNX workers {args.workers}, "
+        f"articles from {args.data}"
+    )
     head = f"{'engine':8} {'articles':>8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8}"
     print(head + f" {'cold s':>7}")
     for r in results:
@@ -148,10 +164,14 @@ def main() -> None:
             f"{r['engine']:8} {r['articles']:8d} {r['articles_per_s']:7.2f} {r['p50_ms']:8.0f} "
             f"{r['p95_ms']:8.0f} {r['peak_rss_mb']:8.0f} {r['cold_start_s']:7.2f}"
         )
-    if len(results) == 2:  # on the articles both engines ran (the first n of the sorted list)
-        n = min(len(r["latencies_s"]) for r in results)
-        t = {r["engine"]: sum(r["latencies_s"][:n]) for r in results}
-        print(f"speed-up onnx/torch on the same {n} articles: {t['torch'] / t['onnx']:.2f}x")
+    if len(results) == 2:  # both engines ran the first n articles of the sorted list
+        r = {x["engine"]: x for x in results}
+        if r["onnx"]["articles"] == r["torch"]["articles"]:
+            ratio = r["onnx"]["articles_per_s"] / r["torch"]["articles_per_s"]
+            print(
+                f"speed-up onnx/torch (articles/s) on the same {r['onnx']['articles']} "
+                f"articles: {ratio:.2f}x"
+            )
     if args.write_config:
         from unspin.tagger import resolve_model
 
@@ -163,6 +183,7 @@ def main() -> None:
             for k in ("articles_per_s", "p50_ms", "p95_ms", "peak_rss_mb", "cold_start_s")
         }
         cfg["speed"]["threads"] = args.threads
+        cfg["speed"]["workers"] = args.workers
         cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
 
 

@@ -358,3 +358,36 @@ def test_joint_spans_use_their_own_si_threshold(trained: Path) -> None:
     assert spans and all(s.technique in TECHNIQUES for s in spans)
     tagger.config.update(si_threshold=0.5, joint_si_threshold=0.7)
     assert tagger.predict_si(text) and tagger.predict(text) == []
+
+
+def test_workers_tag_side_by_side_with_the_same_results(trained: Path) -> None:
+    texts = [ARTICLES[a] for a in sorted(ARTICLES)] * 3
+    one = Tagger(trained, threads=2)
+    two = Tagger(trained, threads=2, workers=2)
+    assert two.workers == 2
+    for task in ("joint", "si"):
+        expect = [one.predict(t) if task == "joint" else one.predict_si(t) for t in texts]
+        assert list(two.predict_many(texts, task=task)) == expect
+        assert list(one.predict_many(texts, task=task)) == expect
+    from unspin.errors import ModelError
+
+    with pytest.raises(ModelError, match="workers"):
+        Tagger(trained, workers=0)
+
+
+@pytest.mark.parametrize("task", ["joint", "tc"])
+def test_predict_cli_workers_do_not_change_the_output(
+    task: str, trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"{task}-{workers}.labels"
+        args = ["predict", str(tiny_corpus / "train-articles"), "--task", task, "-o", str(out)]
+        if task == "tc":
+            args += ["--template", str(tiny_corpus / "train-task-flc-tc.labels")]
+        result = runner.invoke(app, [*args, "--model", str(trained), "--workers", workers])
+        assert result.exit_code == 0, result.output
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and outs[0]
+    bad = runner.invoke(app, ["predict", str(tiny_corpus / "train-articles"), "--workers", "0"])
+    assert bad.exit_code == 1 and "--workers" in bad.output

@@ -111,13 +111,25 @@ def predict(
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Keep spans with confidence >= this.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Articles tagged side by side, each on its share of the CPU threads."
+        ),
+    ] = 2,
 ) -> None:
     """Predict PTC-format labels (SemEval-2020 Task 11) for a folder of articles."""
     from unspin.predict import predict_folder
 
     try:
         n = predict_folder(
-            articles, task, output, template=template, model=model, threshold=threshold
+            articles,
+            task,
+            output,
+            template=template,
+            model=model,
+            threshold=threshold,
+            workers=workers,
         )
     except UnspinError as err:
         _fail(err)

@@ -39,6 +39,7 @@ __all__ = [
     "load_split",
     "default_corpus_dir",
     "gold_labels",
+    "load_texts_and_gold",
 ]
 
 Task = Literal["si", "tc", "joint"]
@@ -337,3 +338,17 @@ def gold_labels(corpus_dir: str | os.PathLike[str], ids: Iterable[str], task: Ta
         raise CorpusError(f"{path}: gold labels file not found; check the corpus folder.")
     wanted = set(ids)
     return [label for label in read_labels(path, task=task) if label.article_id in wanted]
+
+
+def load_texts_and_gold(
+    corpus_dir: str | os.PathLike[str], ids: Iterable[str]
+) -> tuple[dict[str, str], dict[str, list[tuple[int, int, str]]]]:
+    """Texts of the articles ``ids`` and their gold (start, end, technique) rows: what training,
+    tuning and the quality benchmarks read."""
+    corpus = Path(corpus_dir)
+    ids = list(ids)
+    texts = {i: read_article(corpus / "train-articles" / f"article{i}.txt") for i in ids}
+    gold: dict[str, list[tuple[int, int, str]]] = {i: [] for i in ids}
+    for lab in gold_labels(corpus, ids, "tc"):
+        gold[lab.article_id].append((lab.start, lab.end, str(lab.technique)))
+    return texts, gold

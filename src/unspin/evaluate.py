@@ -97,13 +97,16 @@ MAX_GAPS = (0, 1, 2)
 JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def tune(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> dict[str, Any]:
+def tune(
+    tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold, *, joint_cut: bool = True
+) -> dict[str, Any]:
     """Grid-search the decoding settings on cached outputs; writes the best into tagger.config.
 
     SI's threshold and gap maximise SI F1. The joint task decodes its spans with its own
     threshold and gap (``joint_si_threshold``, ``joint_max_gap``), searched with the labelling
     settings to maximise joint F1: the SI-best cut was up to 2 joint points from the joint-best
-    one (``small`` of session 3 on val)."""
+    one (``small`` of session 3 on val). ``joint_cut=False``: joint reuses SI's cut (the tuner
+    before session 3; benchmarks/tuning_cv.py compares the two out of sample)."""
     c = tagger.config
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     for thr in SI_THRESHOLDS:
@@ -133,6 +136,8 @@ def tune(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> dict
         "joint_threshold": JOINT_THRESHOLDS,
     }
     search(labelling)
+    if not joint_cut:
+        return {k: c[k] for k in (*best[1], "joint_si_threshold", "joint_max_gap", *labelling)}
     search(
         {
             "joint_si_threshold": SI_THRESHOLDS,

@@ -37,8 +37,10 @@ def predict_folder(
     template: str | Path | None = None,
     model: str = "default",
     threshold: float | None = None,
+    workers: int = 1,
 ) -> int:
-    """Label every article in ``articles_dir``; returns the number of rows written."""
+    """Label every article in ``articles_dir``; returns the number of rows written.
+    ``workers``: articles tagged side by side (see ``Tagger.predict_many``)."""
     task = task.strip().lower()
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
@@ -48,6 +50,8 @@ def predict_folder(
         raise InputError("--template only applies to --task tc")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be between 0 and 1, got {threshold:g}")
+    if workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {workers}")
     texts = read_articles(articles_dir)
     rows: list[Label] = []
     if task == "tc":
@@ -57,13 +61,18 @@ def predict_folder(
         for i, lab in enumerate(todo):
             by_article[lab.article_id].append(i)
         filled: list[str | None] = [None] * len(todo)
-        tagger = Tagger(model)
+        tagger = Tagger(model, workers=workers)
+
+        def label(item: tuple[str, list[int]]) -> list[str]:
+            aid, idx = item
+            spans = [(todo[i].start, todo[i].end) for i in idx]
+            return tc_predict(tagger, tagger.outputs(texts[aid]), spans)
+
         with _progress() as bar:
             job = bar.add_task("classifying", total=len(by_article))
-            for aid, idx in by_article.items():
-                out = tagger.outputs(texts[aid])
-                spans = [(todo[i].start, todo[i].end) for i in idx]
-                for i, tech in zip(idx, tc_predict(tagger, out, spans), strict=True):
+            items = list(by_article.items())
+            for (_, idx), techs in zip(items, tagger.map(label, items), strict=True):
+                for i, tech in zip(idx, techs, strict=True):
                     filled[i] = tech
                 bar.advance(job)
         rows = [
@@ -71,14 +80,11 @@ def predict_folder(
             for lab, t in zip(todo, filled, strict=True)
         ]
     else:
-        tagger = Tagger(model)
+        tagger = Tagger(model, workers=workers)
         with _progress() as bar:
             job = bar.add_task(f"predicting ({tagger.name})", total=len(texts))
-            for aid, text in texts.items():
-                if task == "si":
-                    spans = tagger.predict_si(text, threshold=threshold)
-                else:
-                    spans = tagger.predict(text, threshold=threshold)
+            found = tagger.predict_many(texts.values(), threshold=threshold, task=task)
+            for aid, spans in zip(texts, found, strict=True):
                 rows += [Label(aid, s.start, s.end, s.technique) for s in spans]
                 bar.advance(job)
     write_labels(output, rows, task)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unspin.corpus import load_split, read_article, read_labels
+from unspin.corpus import load_split, load_texts_and_gold
 from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune
 from unspin.segment import load_tokenizer
 from unspin.tagger import ArticleOutputs, Tagger
@@ -87,12 +87,7 @@ def _log(msg: str) -> None:
 
 
 def _load(corpus: Path, ids: list[str]) -> tuple[dict[str, str], dict[str, list]]:
-    texts = {i: read_article(corpus / "train-articles" / f"article{i}.txt") for i in ids}
-    labels: dict[str, list] = {i: [] for i in ids}
-    for lab in read_labels(corpus / "train-task-flc-tc.labels", task="tc"):
-        if lab.article_id in labels:
-            labels[lab.article_id].append((lab.start, lab.end, lab.technique))
-    return texts, labels
+    return load_texts_and_gold(corpus, ids)
 
 
 def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
