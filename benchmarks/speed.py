@@ -168,9 +168,15 @@ def main() -> None:
         r = {x["engine"]: x for x in results}
         if r["onnx"]["articles"] == r["torch"]["articles"]:
             ratio = r["onnx"]["articles_per_s"] / r["torch"]["articles_per_s"]
+            how = f"ONNX with {args.workers} workers" if args.workers > 1 else "ONNX"
             print(
-                f"speed-up onnx/torch (articles/s) on the same {r['onnx']['articles']} "
-                f"articles: {ratio:.2f}x"
+                f"speed-up ({how} against torch one article at a time; articles/s) on the "
+                f"same {r['onnx']['articles']} articles: {ratio:.2f}x"
+            )
+        else:
+            print(
+                "no speed-up printed: the engines ran different numbers of articles "
+                "(give --limit and --torch-limit the same value)"
             )
     if args.write_config:
         from unspin.tagger import resolve_model

@@ -74,6 +74,9 @@ def main() -> None:
         f"model {tagger.name}: outputs for {len(ids)} val articles in "
         f"{time.perf_counter() - t0:.0f} s; {args.folds} folds x {args.repeats} repeats"
     )
+    # as the shipped tuner does (unspin.train.loop.fit_decoding): tune without calibration, so
+    # no setting is searched in a space fitted on the held-out fold
+    tagger.config.update(si_calibration=None, joint_calibration=None)
     base = dict(tagger.config)
     for joint_cut in (False, True):
         tagger.config.clear()

@@ -63,6 +63,9 @@ def test_read_articles_empty_or_missing_folder(tmp_path: Path) -> None:
         read_articles(tmp_path)
     with pytest.raises(CorpusError, match="not found"):
         read_articles(tmp_path / "missing")
+    one = write(tmp_path / "article1.txt", "One article.")
+    with pytest.raises(CorpusError, match="is a file, not a folder"):
+        read_articles(one)
 
 
 # --------------------------------------------------------------------------- labels

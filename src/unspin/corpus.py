@@ -92,6 +92,11 @@ def read_article(path: str | os.PathLike[str]) -> str:
 def read_articles(folder: str | os.PathLike[str]) -> dict[str, str]:
     """Return ``{article id: text}`` for every ``article<ID>.txt`` file in ``folder``."""
     folder = Path(folder)
+    if folder.is_file():
+        raise CorpusError(
+            f"{folder}: is a file, not a folder; pass the folder that holds article<ID>.txt "
+            "files (for one article, use `unspin analyze FILE`)."
+        )
     if not folder.is_dir():
         raise CorpusError(
             f"{folder}: article folder not found; pass a folder of article<ID>.txt files."

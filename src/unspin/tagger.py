@@ -132,8 +132,10 @@ class Tagger:
             raise ModelError("onnxruntime is missing: pip install onnxruntime") from err
         opts = ort.SessionOptions()
         n = threads or int(os.environ.get("UNSPIN_THREADS", "0")) or (os.cpu_count() or 1)
-        # with workers, articles run side by side, each on its share of the threads
-        opts.intra_op_num_threads = max(1, n // workers)
+        # with workers, articles run side by side, each on its share of the threads (never
+        # more workers than threads)
+        workers = min(workers, n)
+        opts.intra_op_num_threads = max(1, round(n / workers))
         opts.inter_op_num_threads = 1
         # no busy-waiting between runs: the Python work between windows and articles needs the
         # cores; +9% articles/s for `fast` on 2 cores (benchmarks/spinning.py, 3 pairs)
@@ -331,7 +333,8 @@ class Tagger:
     ) -> Iterator[list[Span]]:
         """``predict`` (``task="joint"``) or ``predict_si`` (``"si"``) over many texts, in
         order. A tagger made with ``workers=2`` tags two articles at a time, each on half the
-        threads: +6% to +13% articles/s on 2 cores (BENCHMARKS.md), slower per article."""
+        threads: +12% articles/s on 2 cores (``benchmarks/workers.py``), at about twice the
+        latency per article."""
         one = self.predict_si if task == "si" else self.predict
         yield from self.map(lambda text: one(text, threshold=threshold), texts)
 

@@ -47,7 +47,12 @@ def main() -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     if (args.files / "reports.tgz").exists():
         with tarfile.open(args.files / "reports.tgz") as t:
-            t.extractall(args.runs)
+            t.extractall(args.runs, filter="data")
+    if not list(args.files.glob("weights.tar.part*")):
+        sys.exit(
+            f"{args.files}: no weights.tar.part* (if students.py fell back to *.fp16.pt.part*, "
+            "cat those parts into network.pt: a plain fp16 state dict)"
+        )
     parts = sorted(args.files.glob("weights.tar.part*"), key=lambda p: int(p.suffix[5:]))
     data = b"".join(p.read_bytes() for p in parts)
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
@@ -60,7 +65,7 @@ def main() -> None:
             # the GPU machine's paths mean nothing here
             cfg.update(encoder="minilm", device="auto")
             for key in ("teacher", "unlabeled"):
-                if cfg.get(key):
+                if cfg.get(key) and not str(cfg[key]).startswith("(GPU machine)"):
                     cfg[key] = f"(GPU machine) {cfg[key]}"
             rep_path.write_text(json.dumps(rep, indent=1))
             f = t.extractfile(m)
