@@ -57,6 +57,17 @@ def test_gaps_are_bridged_only_up_to_max_gap() -> None:
     assert [text[s:e] for s, e, _ in joined] == ["a bb cc dd"]
 
 
+def test_extend_grows_runs_over_weaker_neighbours_but_not_into_the_next_run() -> None:
+    text = "a bb cc dd ee ff gg"
+    enc = _enc(text)
+    prob = np.array([0.1, 0.35, 0.9, 0.35, 0.35, 0.9, 0.1])
+    plain = runs_to_spans(text, enc, prob, 0.5, min_chars=1)
+    assert [text[s:e] for s, e, _ in plain] == ["cc", "ff"]
+    grown = runs_to_spans(text, enc, prob, 0.5, min_chars=1, extend=0.3)
+    assert [text[s:e] for s, e, _ in grown] == ["bb cc dd ee", "ff"]
+    assert runs_to_spans(text, enc, prob, 0.5, min_chars=1, extend=0.5) == plain
+
+
 def test_spans_stop_at_blank_lines_and_drop_stray_punctuation() -> None:
     text = "Our Heroes\n\n, united and proud! More"
     assert [text[s:e] for s, e in split_paragraphs(text, 0, len(text))] == [

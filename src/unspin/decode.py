@@ -62,12 +62,14 @@ def runs_to_spans(
     min_chars: int = 3,
     max_gap: int = 0,
     sentences: bool = False,
+    extend: float | None = None,
 ) -> list[tuple[int, int, float]]:
     """Maximal runs of tokens with ``prob > threshold`` -> (start, end, mean prob) char spans.
 
     ``begin`` (optional, per token) splits a run where a new span clearly begins.
-    Runs separated by at most ``max_gap`` tokens below threshold are joined. With
-    ``sentences``, spans are also cut where a sentence ends inside them.
+    Runs separated by at most ``max_gap`` tokens below threshold are joined. ``extend`` (a
+    lower threshold, hysteresis) grows each run over its neighbours with ``prob > extend``, up
+    to the next run. With ``sentences``, spans are also cut where a sentence ends inside them.
     """
     above = prob > threshold
     spans: list[tuple[int, int]] = []
@@ -92,6 +94,17 @@ def runs_to_spans(
             break
         spans.append((i, j))
         i = j
+    if extend is not None and extend < threshold:
+        grown = []
+        for k, (a, b) in enumerate(spans):
+            lo = grown[-1][1] if grown else 0
+            hi = spans[k + 1][0] if k + 1 < len(spans) else n
+            while a > lo and prob[a - 1] > extend:
+                a -= 1
+            while b < hi and prob[b] > extend:
+                b += 1
+            grown.append((a, b))
+        spans = grown
     out: list[tuple[int, int, float]] = []
     for a, b in spans:
         s, e = snap_to_words(text, int(enc.offsets[a, 0]), int(enc.offsets[b - 1, 1]))

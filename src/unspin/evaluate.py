@@ -94,6 +94,7 @@ def evaluate(
 
 SI_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 MAX_GAPS = (0, 1, 2)
+EXTEND_RATIOS = (1.0, 0.8, 0.6)  # hysteresis: spans grow over tokens above ratio x threshold
 JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
@@ -102,19 +103,20 @@ def tune(
 ) -> dict[str, Any]:
     """Grid-search the decoding settings on cached outputs; writes the best into tagger.config.
 
-    SI's threshold and gap maximise SI F1. The joint task decodes its spans with its own
-    threshold and gap (``joint_si_threshold``, ``joint_max_gap``), searched with the labelling
+    SI's threshold, gap and hysteresis (``extend_ratio``) maximise SI F1. The joint task
+    decodes its spans with its own threshold and gap (``joint_si_threshold``, ``joint_max_gap``), searched with the labelling
     settings to maximise joint F1: the SI-best cut was up to 2 joint points from the joint-best
     one (``small`` of session 3 on val). ``joint_cut=False``: joint reuses SI's cut (the tuner
     before session 3; benchmarks/tuning_cv.py compares the two out of sample)."""
     c = tagger.config
     best: tuple[float, dict[str, Any]] = (-1.0, {})
-    for thr in SI_THRESHOLDS:
-        for gap in MAX_GAPS:
-            c.update(si_threshold=thr, max_gap=gap)
-            ev = evaluate(tagger, outputs, gold, tc=False)
-            if ev.si_f1 > best[0]:
-                best = (ev.si_f1, {"si_threshold": thr, "max_gap": gap})
+    for ratio in EXTEND_RATIOS:
+        for thr in SI_THRESHOLDS:
+            for gap in MAX_GAPS:
+                c.update(si_threshold=thr, max_gap=gap, extend_ratio=ratio)
+                ev = evaluate(tagger, outputs, gold, tc=False)
+                if ev.si_f1 > best[0]:
+                    best = (ev.si_f1, {"si_threshold": thr, "max_gap": gap, "extend_ratio": ratio})
     c.update(best[1])
     joint = {"joint_si_threshold": c["si_threshold"], "joint_max_gap": c["max_gap"]}
     c.update(joint)

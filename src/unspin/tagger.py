@@ -302,6 +302,8 @@ class Tagger:
             min_chars=c.get("min_chars", 3),
             max_gap=gap,
             sentences=bool(c.get("split_sentences", False)),
+            # hysteresis for SI only: growing the joint task's spans lost joint F1 out of sample
+            extend=None if joint else thr * float(c.get("extend_ratio", 1.0)),
         )
 
     def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
