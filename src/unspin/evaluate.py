@@ -104,10 +104,11 @@ def tune(
     """Grid-search the decoding settings on cached outputs; writes the best into tagger.config.
 
     SI's threshold, gap and hysteresis (``extend_ratio``) maximise SI F1. The joint task
-    decodes its spans with its own threshold and gap (``joint_si_threshold``, ``joint_max_gap``), searched with the labelling
-    settings to maximise joint F1: the SI-best cut was up to 2 joint points from the joint-best
-    one (``small`` of session 3 on val). ``joint_cut=False``: joint reuses SI's cut (the tuner
-    before session 3; benchmarks/tuning_cv.py compares the two out of sample)."""
+    decodes its spans with its own threshold and gap (``joint_si_threshold``,
+    ``joint_max_gap``), searched with the labelling settings to maximise joint F1: the SI-best
+    cut was up to 2 joint points from the joint-best one (``small`` of session 3 on val).
+    ``joint_cut=False``: joint reuses SI's cut (the tuner before session 3;
+    benchmarks/tuning_cv.py compares the two out of sample)."""
     c = tagger.config
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     for ratio in EXTEND_RATIOS:
