@@ -52,12 +52,30 @@ def to_uint8(targets: Path, out: Path) -> None:
     np.savez_compressed(out / "targets_u8.npz", **arrays)
 
 
+def encoder_from_run(run: Path, pretrained: Path, dst: Path) -> None:
+    """A run's fine-tuned encoder (from RUN/network.pt) saved as a transformers model folder."""
+    import torch
+
+    from unspin.train.model import Network
+
+    net = Network(pretrained)
+    state = torch.load(run / "network.pt", map_location="cpu")
+    net.load_state_dict(state)
+    net.encoder.save_pretrained(str(dst), safe_serialization=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("what", choices=["teacher", "students"])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--targets", type=Path, help="teacher soft targets (students only)")
+    ap.add_argument(
+        "--encoder-from",
+        type=Path,
+        help="students only: start from this run's fine-tuned encoder (RUN/network.pt) instead "
+        "of the pretrained MiniLM (e.g. a 2-layer student from the shipped small's layers)",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(HERE.parents[1] / "src"))
     from unspin.train.encoders import resolve_encoder
@@ -85,7 +103,11 @@ def main() -> None:
 
         enc = resolve_encoder("minilm")
         copy_tokenizer(enc, out / "minilm16")
-        sd = load_file(str(enc / "model.safetensors"))
+        if args.encoder_from:
+            encoder_from_run(args.encoder_from, enc, out / "minilm16")
+            sd = load_file(str(out / "minilm16" / "model.safetensors"))
+        else:
+            sd = load_file(str(enc / "model.safetensors"))
         save_file(
             {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
             str(out / "minilm16" / "model.safetensors"),

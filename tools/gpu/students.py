@@ -276,6 +276,20 @@ def main() -> int:
         "fast_d8": ("fast.toml", {"epochs": 8, "max_minutes": MAX_MIN}),
         "fast_d8s7": ("fast.toml", {"epochs": 8, "seed": 7, "max_minutes": MAX_MIN}),
         "two_d8": ("fast.toml", {"epochs": 8, "layers": 2, "max_minutes": MAX_MIN}),
+        # session 3, second call: the carry's encoder is the shipped small's (prepare.py
+        # --encoder-from runs/small): 2-layer students from its bottom layers, and small itself
+        # trained further at a low learning rate
+        "two_fs13": ("fast.toml", {"epochs": 8, "layers": 2, "max_minutes": MAX_MIN}),
+        "two_fs7": ("fast.toml", {"epochs": 8, "layers": 2, "seed": 7, "max_minutes": MAX_MIN}),
+        "two_fs21": ("fast.toml", {"epochs": 8, "layers": 2, "seed": 21, "max_minutes": MAX_MIN}),
+        "two_fs13lr5": (
+            "fast.toml",
+            {"epochs": 8, "layers": 2, "lr": 5e-5, "max_minutes": MAX_MIN},
+        ),
+        "small_c4": (
+            "small.toml",
+            {"teacher": teacher, "epochs": 4, "lr": 3e-5, "max_minutes": MAX_MIN},
+        ),
     }
     if MODE == "nosmoke":
         plan = {n: plan[n] for n in keep}

@@ -24,12 +24,14 @@ from common import unpack_state
 HERE = Path(__file__).resolve().parent
 
 
-def encoder_init(layers: int) -> dict:
+def encoder_init(layers: int, start: Path | None = None) -> dict:
+    """The weights a run started from: MiniLM, or (``start``) the encoder folder
+    ``prepare.py --encoder-from`` made; both as fp16, as they were carried."""
     sys.path.insert(0, str(HERE.parents[1] / "src"))
     from unspin.train.encoders import resolve_encoder
     from unspin.train.model import Network
 
-    net = Network(resolve_encoder("minilm"), layers=layers or None)
+    net = Network(start or resolve_encoder("minilm"), layers=layers or None)
     return {
         k: v.detach().half().float()
         for k, v in net.state_dict().items()
@@ -41,6 +43,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("files", type=Path, help="the call's returned files (files_at)")
     ap.add_argument("runs", type=Path, help="where the runs go, e.g. runs/gpu3")
+    ap.add_argument(
+        "--start",
+        type=Path,
+        help="the encoder folder the runs started from (CARRY/minilm16 when prepare.py was "
+        "given --encoder-from); default: the pretrained MiniLM",
+    )
     args = ap.parse_args()
     import torch
 
@@ -72,7 +80,7 @@ def main() -> None:
             assert f is not None
             with np.load(io.BytesIO(f.read())) as z:
                 arrays = {k: z[k] for k in z.files}
-            state = unpack_state(arrays, encoder_init(int(cfg.get("layers") or 0)))
+            state = unpack_state(arrays, encoder_init(int(cfg.get("layers") or 0), args.start))
             torch.save(state, run / "network.pt")
             print(f"{run}/network.pt: {len(state)} tensors")
 
