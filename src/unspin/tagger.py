@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from unspin.decode import repetition_features, runs_to_spans, span_token_range, stitch
-from unspin.errors import ModelError
+from unspin.errors import InputError, ModelError
 from unspin.segment import (
     Encoded,
     Window,
@@ -36,10 +36,10 @@ __all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "MODELS_DIR"]
 
 MODELS_DIR = Path(__file__).parent / "models"
 
-# backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
 T = TypeVar("T")
 R = TypeVar("R")
 
+# backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
 Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -337,6 +337,8 @@ class Tagger:
         order. A tagger made with ``workers=2`` tags two articles at a time, each on half the
         threads: +12% articles/s on 2 cores (``benchmarks/workers.py``), at about twice the
         latency per article."""
+        if task not in ("si", "joint"):
+            raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
         one = self.predict_si if task == "si" else self.predict
         yield from self.map(lambda text: one(text, threshold=threshold), texts)
 
