@@ -89,3 +89,17 @@ def unpack_state(arrays: dict[str, np.ndarray], init: dict) -> dict:
         elif kind == "raw":
             state[k] = torch.from_numpy(a)
     return state
+
+
+def encoder_start(folder: Path, layers: int) -> dict:
+    """The encoder weights a student run starts from (the bottom ``layers``, 0 = all), as
+    carried: rounded to fp16. ``pack_state`` on the GPU machine and ``unpack_state`` here must
+    use the same ones. Needs ``src/`` on ``sys.path`` (both scripts put it there)."""
+    from unspin.train.model import Network
+
+    net = Network(folder, layers=layers or None)
+    return {
+        k: v.detach().half().float()
+        for k, v in net.state_dict().items()
+        if k.startswith("encoder.")
+    }

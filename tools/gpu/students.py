@@ -17,7 +17,14 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, pack_state, targets_from_uint8, unpack_corpus
+from common import (
+    Log,
+    copy_encoder_files,
+    encoder_start,
+    pack_state,
+    targets_from_uint8,
+    unpack_corpus,
+)
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout"))
@@ -151,12 +158,9 @@ def arch(name: str) -> str:
 
 
 def encoder_init(layers: int) -> dict:
-    """The starting encoder weights, as the run saw them (fp16 pretrained, widened to fp32)."""
+    """The starting encoder weights, as the run saw them (fp16, widened to fp32)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from unspin.train.model import Network
-
-    net = Network(W / "minilm", layers=layers or None)
-    return {k: v for k, v in net.state_dict().items() if k.startswith("encoder.")}
+    return encoder_start(W / "minilm", layers)
 
 
 def pack_weights(runs: list[Path]) -> None:

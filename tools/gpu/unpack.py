@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-from common import unpack_state
+from common import encoder_start, unpack_state
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,14 +29,8 @@ def encoder_init(layers: int, start: Path | None = None) -> dict:
     ``prepare.py --encoder-from`` made; both as fp16, as they were carried."""
     sys.path.insert(0, str(HERE.parents[1] / "src"))
     from unspin.train.encoders import resolve_encoder
-    from unspin.train.model import Network
 
-    net = Network(start or resolve_encoder("minilm"), layers=layers or None)
-    return {
-        k: v.detach().half().float()
-        for k, v in net.state_dict().items()
-        if k.startswith("encoder.")
-    }
+    return encoder_start(start or resolve_encoder("minilm"), layers)
 
 
 def main() -> None:
