@@ -122,3 +122,11 @@ def test_split_sentences_handles_dates_companies_times_marks_and_quotes() -> Non
         ('he said "We won." They lost', ['he said "We won."', "They lost"]),
     ]:
         assert [text[s:e] for s, e in split_sentences(text, 0, len(text))] == want
+
+
+def test_only_function_words() -> None:
+    from unspin.decode import only_function_words
+
+    assert only_function_words("will") and only_function_words("they are, of all")
+    assert not only_function_words("savages") and not only_function_words("they are thugs")
+    assert not only_function_words("Will Smith's")

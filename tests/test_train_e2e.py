@@ -88,6 +88,20 @@ def test_predict_cli_writes_ptc_rows(
             assert row[1] in TECHNIQUES
 
 
+def test_predict_cli_checks_the_output_before_running(tiny_corpus: Path, tmp_path: Path) -> None:
+    articles = str(tiny_corpus / "train-articles")
+    for out, message in [
+        (tmp_path / "missing" / "si.labels", "does not exist; create it first"),
+        (tmp_path, "it is a folder"),
+    ]:
+        # no model named "no-such-model": the output check must fail before it is looked up
+        result = runner.invoke(
+            app, ["predict", articles, "--task", "si", "-o", str(out), "--model", "no-such-model"]
+        )
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "missing").exists()
+
+
 def test_predict_tc_fills_the_template_in_order(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
@@ -358,6 +372,27 @@ def test_joint_spans_use_their_own_si_threshold(trained: Path) -> None:
     assert spans and all(s.technique in TECHNIQUES for s in spans)
     tagger.config.update(si_threshold=0.5, joint_si_threshold=0.7)
     assert tagger.predict_si(text) and tagger.predict(text) == []
+
+
+def test_joint_spans_of_function_words_alone_are_dropped(trained: Path) -> None:
+    import numpy as np
+
+    single = Tagger(trained, threads=1)
+
+    def flat(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        si, tech, hidden = single.backend(ids, mask)
+        return np.zeros_like(si), tech, hidden  # every token in a span
+
+    config = {**single.config, "joint_threshold": 0.0, "split_sentences": True}
+    config.update(si_threshold=0.5, joint_si_threshold=0.5, max_gap=0, joint_max_gap=0)
+    tagger = Tagger.from_parts(dict(config), single.tokenizer, flat, single.head)
+    text = "They will be there. Thugs burn the villages."
+    si = {text[s.start : s.end] for s in tagger.predict_si(text)}
+    joint = {text[s.start : s.end] for s in tagger.predict(text)}
+    assert si == {"They will be there", "Thugs burn the villages."}
+    assert joint == {"Thugs burn the villages."}
+    tagger.config["drop_function_words"] = False
+    assert {text[s.start : s.end] for s in tagger.predict(text)} == si
 
 
 def test_workers_tag_side_by_side_with_the_same_results(trained: Path) -> None:

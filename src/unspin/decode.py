@@ -19,6 +19,7 @@ __all__ = [
     "split_paragraphs",
     "repetition_features",
     "span_token_range",
+    "only_function_words",
 ]
 
 
@@ -50,6 +51,22 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     while end < len(text) and _is_word(text[end]) and _is_word(text[end - 1]):
         end += 1
     return start, end
+
+
+# closed-class English words: a span made of these alone ("will", "they are") names no technique
+FUNCTION_WORDS = frozenset(
+    """a an the and or but if nor so than that this these those there here it its they them
+    their we our us you your he him his she her i me my who whom which what when where why how
+    all any each few more most other some such only own same too very just also then once again
+    of to in on at by for with from as into over under up down out off about after before above
+    below between through during while because until against is are was were be been being am
+    will would shall should can could may might must do does did have has had not no""".split()
+)
+
+
+def only_function_words(text: str) -> bool:
+    """True when ``text`` has no word outside ``FUNCTION_WORDS`` (or no word at all)."""
+    return all(w in FUNCTION_WORDS for w in re.findall(r"\w+", text.lower()))
 
 
 def runs_to_spans(

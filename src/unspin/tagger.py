@@ -18,7 +18,13 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from unspin.decode import repetition_features, runs_to_spans, span_token_range, stitch
+from unspin.decode import (
+    only_function_words,
+    repetition_features,
+    runs_to_spans,
+    span_token_range,
+    stitch,
+)
 from unspin.errors import InputError, ModelError
 from unspin.segment import (
     Encoded,
@@ -354,6 +360,10 @@ class Tagger:
     def _joint_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
         c = self.config
         si = self._si_raw(out, joint=True)
+        if c.get("drop_function_words", True):
+            # "will" or "they are" alone names no technique a reader can check (joint F1 on
+            # val: small +0.10, fast +0.07 points); SI keeps them (dropping them cost 0.07)
+            si = [(s, e, r) for s, e, r in si if not only_function_words(out.text[s:e])]
         probs = self.classify_outputs(out, [(s, e) for s, e, _ in si])
         second = float(c.get("second_label_ratio", 0.6))
         rep_floor = float(c.get("repetition_floor", 0.0))
