@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from unspin.corpus import (
     read_labels,
     write_labels,
 )
-from unspin.errors import CorpusError
+from unspin.errors import CorpusError, InputError
 from unspin.techniques import TECHNIQUES
 
 TEXT = "Big headline\n\nThey are TRAITORS, all of them.\nWe must act now!\n"
@@ -176,8 +177,14 @@ def test_read_labels_missing_path_or_empty_folder(tmp_path: Path) -> None:
 def test_write_labels_round_trip(tmp_path: Path) -> None:
     labels = [Label("11", 0, 5, "Doubt"), Label("11", 3, 9, None), Label("22", 1, 2, "Slogans")]
     out = tmp_path / "sub" / "pred.labels"
+    with pytest.raises(InputError, match="does not exist; create it first"):
+        write_labels(out, labels, "tc")  # no folder is made for a mistyped path
+    out.parent.mkdir()
     write_labels(out, labels, "tc")
     assert out.read_text() == "11\tDoubt\t0\t5\n11\t?\t3\t9\n22\tSlogans\t1\t2\n"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     assert read_labels(out, task="tc", allow_unknown_technique=True) == labels
     write_labels(out, labels, "si")  # overwrite in place
     assert read_labels(out, task="si") == [Label(x.article_id, x.start, x.end) for x in labels]

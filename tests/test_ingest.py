@@ -39,11 +39,11 @@ def test_plain_text_kept_exactly(tmp_path: Path) -> None:
     assert doc.source == str(path)
 
 
-def test_bom_dropped_and_no_title_guess(tmp_path: Path) -> None:
+def test_bom_kept_so_offsets_match_the_file_and_no_title_guess(tmp_path: Path) -> None:
     path = tmp_path / "b.txt"
     path.write_bytes("\ufeffJust one paragraph that runs on.\n".encode())
     doc = read_path(path)
-    assert doc.text == "Just one paragraph that runs on.\n"
+    assert doc.text == "\ufeffJust one paragraph that runs on.\n"
     assert doc.title is None
 
 

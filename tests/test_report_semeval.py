@@ -46,3 +46,18 @@ def test_label_rows_round_trip(tmp_path) -> None:  # noqa: ANN001 - pytest fixtu
 )
 def test_article_id(source: str | None, expected: str) -> None:
     assert article_id(source) == expected
+
+
+def test_offsets_of_a_file_with_a_bom_match_the_file(tmp_path) -> None:  # noqa: ANN001
+    from unspin.corpus import read_article
+    from unspin.ingest import read_path
+
+    path = tmp_path / "article5.txt"
+    path.write_bytes(("\ufeff" + TEXT).encode())
+    doc = read_path(path)
+    tagger = PhraseTagger({"thugs": "Name_Calling,Labeling"})
+    a = Analyzer(tagger, entities=None).analyze(doc.text, source=str(path))
+    rows = [line.split("\t") for line in render([a], "semeval").splitlines()]
+    article = read_article(path)  # what `unspin predict` and the PTC labels count in
+    assert rows and all(article[int(s) : int(e)] == "thugs" for _, _, s, e in rows)
+    assert rows[0][2] == str(TEXT.index("thugs") + 1)

@@ -252,12 +252,15 @@ def analyze(
 
     from unspin.analysis import Analyzer
     from unspin.errors import InputError
+    from unspin.fileio import check_output, write_atomic
     from unspin.ingest import load
-    from unspin.report import choose_format, render, write_atomic
+    from unspin.report import choose_format, render
 
     try:
         tty = sys.stdout.isatty()
         fmt_name = choose_format(fmt, output, tty)
+        if output is not None:
+            check_output(output)  # before the articles are read and analysed
         if inputs.count("-") > 1:
             raise InputError("stdin (-) can be read only once")
         docs = [load(source) for source in inputs]

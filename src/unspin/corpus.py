@@ -18,13 +18,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from unspin.errors import CorpusError
+from unspin.fileio import write_atomic
 from unspin.techniques import TECHNIQUES
 
 __all__ = [
@@ -263,7 +263,8 @@ def read_labels(
 
 
 def write_labels(path: str | os.PathLike[str], labels: Iterable[Label], task: Task) -> None:
-    """Write ``labels`` as one tab-separated file, atomically (temp file + rename).
+    """Write ``labels`` as one tab-separated file, atomically (temp file + rename); the folder
+    must exist.
 
     For ``tc``/``joint`` a label without technique is written as ``?`` (a TC template).
     """
@@ -276,24 +277,7 @@ def write_labels(path: str | os.PathLike[str], labels: Iterable[Label], task: Ta
         else:
             technique = label.technique if label.technique is not None else UNKNOWN_TECHNIQUE
             rows.append(f"{label.article_id}\t{technique}\t{label.start}\t{label.end}\n")
-    directory = path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise CorpusError(f"{path}: cannot write labels file ({err.strerror}).") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.writelines(rows)
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise CorpusError(f"{path}: cannot write labels file ({err.strerror}).") from None
-        raise
+    write_atomic(path, "".join(rows))
 
 
 # --------------------------------------------------------------------------- corpus layout

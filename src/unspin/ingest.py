@@ -103,7 +103,7 @@ def decode_text(data: bytes, source: str) -> str:
             f"{source}: not valid UTF-8 at byte offset {err.start} "
             f"(byte 0x{data[err.start]:02x}); re-save the file as UTF-8"
         ) from None
-    return text.removeprefix("\ufeff")
+    return text  # a leading BOM stays: offsets count it, as in the PTC files and `predict`
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -177,7 +177,7 @@ def _document(data: bytes, source: str, *, html: bool | None, url: str | None = 
     if html is None:
         html = _looks_like_html(data)
     if html:
-        return from_html(text, source, url=url)
+        return from_html(text.removeprefix("\ufeff"), source, url=url)
     return Document(text=text, title=_first_line_title(text), source=source, kind="text")
 
 

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from unspin.corpus import Label, read_articles, read_labels, write_labels
 from unspin.errors import InputError
 from unspin.evaluate import tc_predict
+from unspin.fileio import check_output
 from unspin.tagger import Tagger
 
 __all__ = ["predict_folder"]
@@ -52,6 +53,7 @@ def predict_folder(
         raise InputError(f"--threshold must be between 0 and 1, got {threshold:g}")
     if workers < 1:
         raise InputError(f"--workers must be 1 or more, got {workers}")
+    check_output(output)  # before the model runs, not after
     texts = read_articles(articles_dir)
     rows: list[Label] = []
     if task == "tc":
