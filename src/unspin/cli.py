@@ -184,18 +184,19 @@ def train(
     from unspin.errors import ModelError
 
     try:
+        from unspin.train.config import load_config
+
+        load_config(config)  # a broken config fails now, not after torch and the corpus load
         try:
             from unspin.train.loop import train as run_training
         except ImportError as err:
             raise ModelError(
                 f"training needs the [train] extra ({err.name} is missing): "
-                "pip install 'unspin[train]'"
+                "pip install 'unspin[train]' (from a checkout: pip install '.[train]')"
             ) from err
         corpus = corpus or default_corpus_dir()
         if corpus is None:
             raise ModelError("no PTC corpus found: pass --corpus PATH/TO/ptc")
-        if not config.is_file():
-            raise ModelError(f"config {config} not found (see configs/)")
         folder = run_training(config, corpus, out)
     except UnspinError as err:
         _fail(err)

@@ -49,8 +49,8 @@ def _teacher(folder: Path, threads: int) -> Tagger:
     if not (folder / "config.json").is_file():
         raise ModelError(
             f"teacher model folder {folder} not found: train the teacher first "
-            "(e.g. `unspin train configs/base.toml --out runs/base`, then teacher = "
-            '"runs/base/onnx"), or remove `teacher` from the config'
+            "(e.g. `unspin train configs/base-6ep.toml --out runs/base6`, then teacher = "
+            '"runs/base6/onnx"), or remove `teacher` from the config'
         )
     fp32 = folder / "model.fp32.onnx"
     if not fp32.is_file():

@@ -6,7 +6,6 @@ import json
 import os
 import random
 import time
-import tomllib
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,48 +19,12 @@ from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune
 from unspin.segment import load_tokenizer
 from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
+from unspin.train.config import DEFAULTS, load_config
 from unspin.train.data import Example, build_examples
 from unspin.train.encoders import resolve_encoder
 from unspin.train.model import Network
 
 __all__ = ["train", "finalize", "load_config"]
-
-DEFAULTS: dict[str, Any] = {
-    "name": "model",
-    "encoder": "minilm",
-    "max_len": 256,
-    "stride": 128,
-    "train_stride": 192,
-    "epochs": 3,
-    "lr": 5e-5,
-    "head_lr": 1e-3,
-    "batch_size": 8,
-    "warmup": 0.1,
-    "weight_decay": 0.01,
-    "seed": 13,
-    "bf16": False,
-    "threads": 2,
-    "tc_loss_weight": 1.0,
-    "tech_loss_weight": 1.0,
-    "max_train_articles": 0,
-    "max_val_articles": 0,
-    "layers": 0,
-    "quantize": "all",
-    # distillation / self-training: a teacher model folder (e.g. runs/base/onnx) labels the
-    # unlabeled articles (default ../shared/data/unlabeled-news) with soft targets
-    "teacher": "",
-    "unlabeled": "",
-    "unlabeled_limit": 0,
-    # "cpu", "cuda" or "auto" (cuda when available); export and int8 tuning always run on CPU
-    "device": "cpu",
-    # stop after the epoch that passes this many minutes of training (0: no limit)
-    "max_minutes": 0.0,
-}
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        return {**DEFAULTS, **tomllib.load(f)}
 
 
 def _device(cfg: dict[str, Any]) -> torch.device:

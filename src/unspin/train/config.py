@@ -1,0 +1,120 @@
+"""Training configs (TOML): defaults, and checks that name the file, the key and the fix.
+
+No torch here: a broken config fails in a second, before the corpus or any weights load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from unspin.errors import InputError
+
+__all__ = ["DEFAULTS", "ENSEMBLE_KEYS", "load_config"]
+
+DEFAULTS: dict[str, Any] = {
+    "name": "model",
+    "encoder": "minilm",
+    "max_len": 256,
+    "stride": 128,
+    "train_stride": 192,
+    "epochs": 3,
+    "lr": 5e-5,
+    "head_lr": 1e-3,
+    "batch_size": 8,
+    "warmup": 0.1,
+    "weight_decay": 0.01,
+    "seed": 13,
+    "bf16": False,
+    "threads": 2,
+    "tc_loss_weight": 1.0,
+    "tech_loss_weight": 1.0,
+    "max_train_articles": 0,
+    "max_val_articles": 0,
+    "layers": 0,
+    "quantize": "all",
+    # distillation / self-training: a teacher model folder (e.g. runs/base6/onnx) labels the
+    # unlabeled articles (default ../shared/data/unlabeled-news) with soft targets
+    "teacher": "",
+    "unlabeled": "",
+    "unlabeled_limit": 0,
+    # "cpu", "cuda" or "auto" (cuda when available); export and int8 tuning always run on CPU
+    "device": "cpu",
+    # stop after the epoch that passes this many minutes of training (0: no limit)
+    "max_minutes": 0.0,
+}
+# an ensemble config (members = shipped models or model folders) only tunes and calibrates
+ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}
+CHOICES = {"device": ("cpu", "cuda", "auto"), "quantize": ("all", "embeddings")}
+POSITIVE = ("max_len", "stride", "train_stride", "epochs", "lr", "batch_size", "threads")
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check(path: Path, raw: dict[str, Any]) -> None:
+    known = [*DEFAULTS, *ENSEMBLE_KEYS]
+    for key, value in raw.items():
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise InputError(
+                f"config {path}: unknown key {key!r}{hint}; known keys: {', '.join(sorted(known))}"
+            )
+        want = ENSEMBLE_KEYS.get(key) or type(DEFAULTS[key])
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True  # 1 for 1.0
+        if not ok:
+            example = DEFAULTS.get(key, [])
+            raise InputError(
+                f"config {path}: {key} = {value!r} should be {_kind(example)}, "
+                f"e.g. {key} = {tomllib_repr(example)}"
+            )
+        if key in CHOICES and value not in CHOICES[key]:
+            raise InputError(
+                f"config {path}: {key} = {value!r}; use one of {', '.join(CHOICES[key])}"
+            )
+        if key in POSITIVE and value <= 0:
+            raise InputError(f"config {path}: {key} = {value!r} must be above 0")
+    if "name" not in raw:
+        raise InputError(f'config {path}: set at least name = "..." (see configs/ for examples)')
+
+
+def tomllib_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The config at ``path`` over ``DEFAULTS``; a malformed file, an unknown key (a typo would
+    silently train with the default) or a value of the wrong type raises ``InputError``."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"config {path} not found (see configs/ for examples)") from None
+    except IsADirectoryError:
+        raise InputError(
+            f"config {path} is a folder; pass a .toml file such as configs/small.toml"
+        ) from None
+    except OSError as err:
+        raise InputError(f"config {path}: cannot read ({err.strerror or err})") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"config {path}: not UTF-8 at byte {err.start}; re-save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"config {path}: not valid TOML: {err}") from None
+    _check(path, raw)
+    return {**DEFAULTS, **raw}

@@ -1,0 +1,58 @@
+"""Training configs: a broken one fails at once with one line that names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from unspin.cli import app
+from unspin.errors import InputError
+from unspin.train.config import DEFAULTS, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["small", "fast", "base", "base-6ep", "ensemble"])
+def test_shipped_configs_load(name: str) -> None:
+    cfg = load_config(ROOT / "configs" / f"{name}.toml")
+    assert cfg["name"] and set(cfg) >= set(DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'name = "x\n', "not valid TOML"),
+        (b'name = "x"\nepochs = "two"\n', "epochs = 'two' should be a whole number"),
+        (b'name = "x"\nbf16 = 1\n', "should be true/false"),
+        (b'name = "x"\nlr = true\n', "should be a number"),
+        (b'name = "x"\n\xff\n', "not UTF-8"),
+        (b'name = "x"\nlrr = 3\n', "unknown key 'lrr' (did you mean 'lr'?)"),
+        (b"", 'set at least name = "..."'),
+        (b'name = "x"\ndevice = "gpu"\n', "use one of cpu, cuda, auto"),
+        (b'name = "x"\nbatch_size = 0\n', "must be above 0"),
+    ],
+)
+def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="config .*bad.toml") as err:
+        load_config(path)
+    assert message in str(err.value)
+    result = CliRunner().invoke(app, ["train", str(path), "--corpus", str(tmp_path)])
+    assert result.exit_code == 1 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_numbers_may_be_written_as_whole_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text('name = "x"\nlr = 1\nmax_minutes = 5\n', encoding="utf-8")
+    assert load_config(path)["lr"] == 1
+
+
+def test_a_folder_or_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a folder"):
+        load_config(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "nope.toml")
