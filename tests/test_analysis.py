@@ -261,3 +261,14 @@ def test_package_import_stays_light() -> None:
         "import unspin.cli"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
+    from pathlib import Path
+
+    from unspin.errors import ModelError
+
+    assert Analyzer("fast").model == "fast" and not Analyzer("fast")._injected
+    assert Analyzer(Path("models/x")).model == str(Path("models/x"))
+    with pytest.raises(ModelError, match="model name"):
+        Analyzer(42)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -244,3 +245,35 @@ def test_version_flag_prints_the_package_version() -> None:
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"unspin {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["score", "joint", "gold.labels"], "Missing argument 'PRED'"),
+        (["analyze", "x.txt", "--threshold", "abc"], "Invalid value for '--threshold'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["analyze", "--frob", "x.txt"], "No such option: --frob"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_exit_1(
+    argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from unspin.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["unspin", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert err.count("\n") == 1 and err.startswith("Error: ") and message in err, err
+    assert "--help)" in err
+
+
+def test_short_help_option(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from unspin.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["unspin", "predict", "-h"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0 and "--workers N" in capsys.readouterr().out

@@ -395,6 +395,19 @@ def test_joint_spans_of_function_words_alone_are_dropped(trained: Path) -> None:
     assert {text[s.start : s.end] for s in tagger.predict(text)} == si
 
 
+def test_tagger_refuses_bad_arguments_with_unspin_errors(trained: Path) -> None:
+    from unspin.errors import InputError
+
+    tagger = Tagger(trained, threads=1)
+    for call in (tagger.predict, tagger.predict_si):
+        with pytest.raises(InputError, match="between 0 and 1"):
+            call("They are thugs.", threshold=2)
+        with pytest.raises(InputError, match="must be a str"):
+            call(None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="between 0 and 1"):
+        next(tagger.predict_many(["They are thugs."], threshold=-0.5))
+
+
 def test_workers_tag_side_by_side_with_the_same_results(trained: Path) -> None:
     texts = [ARTICLES[a] for a in sorted(ARTICLES)] * 3
     one = Tagger(trained, threads=2)

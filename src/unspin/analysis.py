@@ -15,6 +15,7 @@ targets), :mod:`unspin.summary` (load and score) and :mod:`unspin.phrases` (rule
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
@@ -79,19 +80,27 @@ Level = schema.Level
 class Analyzer:
     """Tag an article and explain the result.
 
-    ``tagger`` is any object with ``predict(text, *, threshold=None) -> list[Span]``; when it
-    is ``None`` the shipped :class:`~unspin.tagger.Tagger` for ``model`` is loaded on first use.
+    ``tagger`` is any object with ``predict(text, *, threshold=None) -> list[Span]``, or a
+    model name (``Analyzer("fast")``); when it is ``None`` the shipped
+    :class:`~unspin.tagger.Tagger` for ``model`` is loaded on first use.
     ``entities`` finds named-entity targets: ``"auto"`` uses spaCy when installed, ``None``
     turns targets off, or pass your own :data:`EntityFinder`.
     """
 
     def __init__(
         self,
-        tagger: TaggerLike | None = None,
+        tagger: TaggerLike | str | os.PathLike[str] | None = None,
         model: str = "default",
         *,
         entities: EntityFinder | Literal["auto"] | None = "auto",
     ) -> None:
+        if isinstance(tagger, str | os.PathLike):  # Analyzer("fast"), as Tagger("fast")
+            tagger, model = None, str(tagger)
+        if tagger is not None and not callable(getattr(tagger, "predict", None)):
+            raise ModelError(
+                f"Analyzer(tagger=...) needs a Tagger (or anything with .predict(text)) or a "
+                f"model name such as 'fast'; got {type(tagger).__name__}"
+            )
         self._tagger = tagger
         self._injected = tagger is not None
         self.model = model

@@ -20,6 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain click help: no type column ("--no-color <bool>")
 )
 
 
@@ -48,9 +50,13 @@ def _fail(err: UnspinError) -> None:
 
 @app.command()
 def score(
-    task: Annotated[str, typer.Argument(help="si, tc or joint")],
-    gold: Annotated[Path, typer.Argument(help="Gold labels: one file or a folder of files.")],
-    pred: Annotated[Path, typer.Argument(help="Predicted labels: one file or a folder.")],
+    task: Annotated[str, typer.Argument(help="si, tc or joint", metavar="TASK")],
+    gold: Annotated[
+        Path, typer.Argument(help="Gold labels: one file or a folder of files.", metavar="GOLD")
+    ],
+    pred: Annotated[
+        Path, typer.Argument(help="Predicted labels: one file or a folder.", metavar="PRED")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score predictions against gold labels with the SemEval-2020 Task 11 measures."""
@@ -97,24 +103,30 @@ def score(
 
 @app.command()
 def predict(
-    articles: Annotated[Path, typer.Argument(help="Folder of article<ID>.txt files.")],
-    task: Annotated[str, typer.Option("--task", help="si, joint or tc")] = "joint",
+    articles: Annotated[
+        Path, typer.Argument(help="Folder of article<ID>.txt files.", metavar="ARTICLES_DIR")
+    ],
+    task: Annotated[str, typer.Option("--task", help="si, joint or tc", metavar="TASK")] = "joint",
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write the labels.")
+        Path, typer.Option("-o", "--output", help="Where to write the labels.", metavar="FILE")
     ] = Path("predictions.labels"),
     template: Annotated[
-        Path | None, typer.Option("--template", help="TC only: rows to label (technique '?').")
+        Path | None,
+        typer.Option("--template", help="TC only: rows to label (technique '?').", metavar="FILE"),
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="A model from `unspin models`.")
+        str, typer.Option("--model", help="A model from `unspin models`.", metavar="NAME")
     ] = "default",
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Keep spans with confidence >= this.")
+        float | None,
+        typer.Option("--threshold", help="Keep spans with confidence >= this.", metavar="X"),
     ] = None,
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", help="Articles tagged side by side, each on its share of the CPU threads."
+            "--workers",
+            help="Articles tagged side by side, each on its share of the CPU threads.",
+            metavar="N",
         ),
     ] = 2,
 ) -> None:
@@ -173,11 +185,16 @@ def models() -> None:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="A training config, e.g. configs/small.toml.")],
+    config: Annotated[
+        Path, typer.Argument(help="A training config, e.g. configs/small.toml.", metavar="CONFIG")
+    ],
     corpus: Annotated[
-        Path | None, typer.Option("--corpus", help="PTC folder (default ../shared/data/ptc).")
+        Path | None,
+        typer.Option("--corpus", help="PTC folder (default ../shared/data/ptc).", metavar="DIR"),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/model"),
+    out: Annotated[Path, typer.Option("--out", help="Run folder.", metavar="DIR")] = Path(
+        "runs/model"
+    ),
 ) -> None:
     """Train a model from a config (needs the train extra; tens of minutes on CPU)."""
     from unspin.corpus import default_corpus_dir
@@ -222,20 +239,24 @@ def analyze(
             help="terminal, json, html or semeval. Default: terminal on a terminal, json when "
             "piped, or from the -o file's extension (.html, .json, .labels, .txt).",
             show_default=False,
+            metavar="FORMAT",
         ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Write the report to this file (atomically)."),
+        typer.Option(
+            "-o", "--output", help="Write the report to this file (atomically).", metavar="FILE"
+        ),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Keep spans with confidence >= this (0-1).")
+        float | None,
+        typer.Option("--threshold", help="Keep spans with confidence >= this (0-1).", metavar="X"),
     ] = None,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours in terminal output (or NO_COLOR=1).")
     ] = False,
     model: Annotated[
-        str, typer.Option("--model", help="A model from `unspin models`.")
+        str, typer.Option("--model", help="A model from `unspin models`.", metavar="NAME")
     ] = "default",
 ) -> None:
     """Show how articles try to persuade: techniques, where, how sure, aimed at whom.
@@ -278,12 +299,43 @@ def analyze(
         _fail(err)
 
 
+def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
+    """click's ClickException and Abort; typer >= 0.2x raises those of its vendored click."""
+    import importlib
+
+    errors: list[type[Exception]] = []
+    aborts: list[type[BaseException]] = [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors.append(module.ClickException)
+        aborts.append(getattr(module, "Abort", typer.Abort))
+    return tuple(errors), tuple(aborts)
+
+
 def main() -> None:
+    """The ``unspin`` command. Every mistake, a usage error included, ends as one ``Error:``
+    line on stderr and exit code 1 (click alone would print a usage block and exit 2)."""
+    click_errors, abort = _click_exceptions()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click_errors as err:
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(0)
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        typer.echo(f"Error: {err.format_message()}{hint}", err=True)
+        sys.exit(1)
+    except abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
     except UnspinError as err:  # raised outside a command body (e.g. at import of a backend)
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -239,6 +239,8 @@ class Tagger:
                 tech_win=first.tech_win,
                 members=outs,
             )
+        if not isinstance(text, str):
+            raise InputError(f"the text must be a str, got {type(text).__name__}")
         c = self.config
         enc = encode_article(self.tokenizer, text)
         if len(enc.ids) == 0:
@@ -288,6 +290,7 @@ class Tagger:
     # -- public API ------------------------------------------------------------------------
     def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Span identification: propaganda spans without a technique."""
+        _check_threshold(threshold)
         return self._si_spans(self.outputs(text), threshold)
 
     def _si_raw(self, out: ArticleOutputs, *, joint: bool = False) -> list[tuple[int, int, float]]:
@@ -333,6 +336,7 @@ class Tagger:
     def predict(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Technique spans: SI spans, each labelled by the span classifier (a second label when
         its probability is close to the first's), with a calibrated joint confidence."""
+        _check_threshold(threshold)
         out = self.outputs(text)
         return self._joint_spans(out, threshold)
 
@@ -345,6 +349,7 @@ class Tagger:
         latency per article."""
         if task not in ("si", "joint"):
             raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
+        _check_threshold(threshold)
         one = self.predict_si if task == "si" else self.predict
         yield from self.map(lambda text: one(text, threshold=threshold), texts)
 
@@ -384,6 +389,11 @@ class Tagger:
         cut = c.get("joint_threshold", 0.0) if threshold is None else threshold
         spans = [sp for sp in spans if sp.score >= cut]
         return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
 
 
 def _recurs(text: str, start: int, end: int) -> bool:
