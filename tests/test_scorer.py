@@ -246,6 +246,7 @@ def test_cli_table_output() -> None:
     assert result.exit_code == 0, result.output
     assert "overall" in result.stdout
     assert "0.7967" in result.stdout
+    assert "precision" in result.stdout  # piped: wide enough for the longest technique name
 
 
 @pytest.mark.parametrize(
@@ -254,6 +255,7 @@ def test_cli_table_output() -> None:
         (("flc", "gold.tc.labels", "pred1.tc.labels"), "unknown task"),
         (("si", "gold.tc.labels", "pred1.si.labels"), "line 1"),
         (("si", "gold.si.labels", "missing.labels"), "not found"),
+        (("si", "empty.labels", "gold.si.labels"), "no gold labels"),
     ],
 )
 def test_cli_errors_are_one_line(args: tuple[str, str, str], message: str) -> None:

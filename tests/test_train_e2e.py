@@ -165,6 +165,14 @@ def test_predict_errors_are_one_clean_line(trained: Path, tmp_path: Path) -> Non
     assert result.exit_code == 1
     result = runner.invoke(app, ["predict", str(tmp_path), "--threshold", "2", "-o", "x"])
     assert result.exit_code == 1 and "between 0 and 1" in result.output
+    template = tmp_path / "template.labels"
+    template.write_text("")
+    tc = ["predict", str(tmp_path), "--task", "tc", "--template", str(template), "-o", "x"]
+    result = runner.invoke(app, [*tc, "--threshold", "0.5"])
+    assert result.exit_code == 1 and "does not apply to --task tc" in result.output
+    (tmp_path / "article1.txt").write_text("They are thugs.", encoding="utf-8")
+    result = runner.invoke(app, tc)
+    assert result.exit_code == 1 and "no rows to label" in result.output
 
 
 def test_ensemble_averages_its_members(trained: Path, tmp_path: Path) -> None:

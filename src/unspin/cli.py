@@ -82,6 +82,7 @@ def score(
         return
 
     table = Table(title=f"unspin score - task {task_name}")
+    console = Console() if sys.stdout.isatty() else Console(width=120)  # piped: no "precis…"
     table.add_column("", style="bold", no_wrap=True)
     for header in ("precision", "recall", "F1", "gold", "pred"):
         table.add_column(header, justify="right")
@@ -98,7 +99,7 @@ def score(
     for name, (p, r, f) in (result.per_technique or {}).items():
         n_gold, n_pred = support.get(name, (0, 0))
         table.add_row(name, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(n_gold), str(n_pred))
-    Console().print(table)
+    console.print(table)
 
 
 @app.command()

@@ -49,6 +49,8 @@ def predict_folder(
         raise InputError("--task tc needs --template FILE (the spans to label, technique '?')")
     if task != "tc" and template is not None:
         raise InputError("--template only applies to --task tc")
+    if task == "tc" and threshold is not None:
+        raise InputError("--threshold does not apply to --task tc (every template row is labelled)")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be between 0 and 1, got {threshold:g}")
     if workers < 1:
@@ -59,6 +61,8 @@ def predict_folder(
     if task == "tc":
         assert template is not None
         todo = read_labels(template, task="tc", articles=texts, allow_unknown_technique=True)
+        if not todo:
+            raise InputError(f"{template}: the template has no rows to label")
         by_article: dict[str, list[int]] = defaultdict(list)
         for i, lab in enumerate(todo):
             by_article[lab.article_id].append(i)

@@ -254,5 +254,10 @@ def score_files(
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}.")
     gold = read_labels(gold_path, task=task)  # type: ignore[arg-type]
+    if not gold:
+        raise InputError(
+            f"{gold_path}: no gold labels, so there is nothing to score against; "
+            "check that GOLD comes before PRED"
+        )
     pred = read_labels(pred_path, task=task)  # type: ignore[arg-type]
     return score(task, gold, pred)
