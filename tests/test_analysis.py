@@ -272,3 +272,14 @@ def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
     assert Analyzer(Path("models/x")).model == str(Path("models/x"))
     with pytest.raises(ModelError, match="model name"):
         Analyzer(42)  # type: ignore[arg-type]
+
+
+def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:
+    analyzer = Analyzer(PhraseTagger({"Traitors": "Name_Calling,Labeling"}), entities=None)
+    short = analyzer.analyze("Traitors!")
+    assert short.summary.score == 100.0
+    assert short.summary.reading.endswith("a text of 1 sentence is too short to score")
+    longer = analyzer.analyze("Traitors! The vote is on Monday. Polls open at eight.")
+    assert "too short" not in longer.summary.reading
+    plain = analyzer.analyze("The vote is on Monday.")
+    assert "too short" not in plain.summary.reading  # no spans: nothing to warn about

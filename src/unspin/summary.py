@@ -14,6 +14,8 @@ from unspin.techniques import TECHNIQUES
 
 __all__ = ["score_reading", "sentence_infos", "summarise"]
 
+SHORT_TEXT = 3  # sentences: under this, the reading warns that the score means little
+
 
 def score_reading(score: float, sentence_share: float, n_spans: int) -> tuple[Level, str]:
     """The level and plain-language reading of an overall score (see docs/report.md)."""
@@ -96,6 +98,8 @@ def summarise(
     level, reading = score_reading(score, share, len(spans))
     if quoted_only:
         reading += f" ({len(quoted_only)} only inside quotations)"
+    if spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
+        reading += f"; a text of {n_sent} sentence{'s' if n_sent > 1 else ''} is too short to score"
     counts = Counter(s.technique for s in spans)
     top = sorted(loaded, key=lambda s: (-s.load, s.index))[:3]
     return Summary(
