@@ -71,9 +71,9 @@ def child(args: argparse.Namespace) -> None:
         folder = resolve_model(args.model)
         config = json.loads((folder / "config.json").read_text())
         if config.get("members"):  # an ensemble: its members in torch, averaged the same way
-            from unspin.tagger import _member_folder
+            from unspin.registry import member_folder
 
-            parts = [_torch_tagger(_member_folder(folder, m)) for m in config["members"]]
+            parts = [_torch_tagger(member_folder(folder, m)) for m in config["members"]]
             tagger = Tagger.ensemble(config, parts)
         else:
             tagger = _torch_tagger(folder)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import unspin
 from unspin import schema
+from unspin.checks import check_text, check_threshold
 from unspin.errors import InputError, ModelError
 from unspin.explain import EXPLANATIONS
 from unspin.phrases import PhraseEntities, PhraseTagger
@@ -101,6 +102,11 @@ class Analyzer:
                 f"Analyzer(tagger=...) needs a Tagger (or anything with .predict(text)) or a "
                 f"model name such as 'fast'; got {type(tagger).__name__}"
             )
+        if not (entities is None or entities == "auto" or callable(entities)):
+            raise ModelError(
+                f"entities must be 'auto', None or a function (text, ranges) -> entities; "
+                f"got {entities!r}"
+            )
         self._tagger = tagger
         self._injected = tagger is not None
         self.model = model
@@ -122,11 +128,14 @@ class Analyzer:
         *,
         source: str | None = None,
     ) -> Analysis:
-        """Analyse ``text``; offsets in the result refer to ``text`` exactly."""
+        """Analyse ``text`` (offsets in the result refer to it exactly). ``title``: shown
+        above the report (default: none). ``threshold`` (0-1): keep spans with at least this
+        confidence instead of the model's tuned cut. ``source``: where the text came from (a
+        path or URL), kept in the report and used as the article id of ``--format semeval``."""
+        check_text(text)
         if not text.strip():
             raise InputError("the text is empty; nothing to analyse")
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
+        check_threshold(threshold)
         raw = self.tagger.predict(text, threshold=threshold)
         spans = _clean_spans(raw, len(text))
         return _build(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -300,11 +300,11 @@ def analyze(
         _fail(err)
 
 
-def _click_exceptions() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
+def _click_exceptions() -> tuple[tuple[type[Any], ...], tuple[type[BaseException], ...]]:
     """click's ClickException and Abort; typer >= 0.2x raises those of its vendored click."""
     import importlib
 
-    errors: list[type[Exception]] = []
+    errors: list[type[Any]] = []
     aborts: list[type[BaseException]] = [typer.Abort]
     for name in ("typer._click.exceptions", "click.exceptions"):
         try:

@@ -112,7 +112,7 @@ def runs_to_spans(
         spans.append((i, j))
         i = j
     if extend is not None and extend < threshold:
-        grown = []
+        grown: list[tuple[int, int]] = []
         for k, (a, b) in enumerate(spans):
             lo = grown[-1][1] if grown else 0
             hi = spans[k + 1][0] if k + 1 < len(spans) else n

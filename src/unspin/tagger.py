@@ -8,7 +8,6 @@ tokens in context plus article-level features (length, recurrence).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from unspin.checks import check_spans, check_text, check_threshold
 from unspin.decode import (
     only_function_words,
     repetition_features,
@@ -26,6 +26,13 @@ from unspin.decode import (
     stitch,
 )
 from unspin.errors import InputError, ModelError
+from unspin.registry import (
+    MODELS_DIR,
+    check_model_folder,
+    member_folder,
+    model_infos,
+    resolve_model,
+)
 from unspin.segment import (
     Encoded,
     Window,
@@ -38,15 +45,13 @@ from unspin.segment import (
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "MODELS_DIR"]
-
-MODELS_DIR = Path(__file__).parent / "models"
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "MODELS_DIR", "model_infos", "resolve_model"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
-Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
 
 
 class TaggerLike(Protocol):
@@ -118,16 +123,21 @@ class Tagger:
     def __init__(
         self, model: str | Path = "default", *, threads: int | None = None, workers: int = 1
     ) -> None:
-        if workers < 1:
-            raise ModelError(f"workers must be 1 or more, got {workers}")
+        """``model``: ``"default"``, a shipped model's name (``unspin models``) or a model
+        folder (what ``unspin train`` writes to ``RUN/onnx``). ``threads``: onnxruntime
+        threads in all (default ``$UNSPIN_THREADS``, else the CPU count). ``workers``: articles
+        that ``predict_many`` and ``map`` tag side by side, each on its share of the threads."""
+        for name, value in (("workers", workers), ("threads", 1 if threads is None else threads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelError(f"{name} must be a whole number, 1 or more; got {value!r}")
         folder = resolve_model(model)
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = check_model_folder(folder)
         self.name = config.get("name", folder.name)
         self.folder = folder
         if config.get("members"):  # an ensemble of shipped models (no network of its own)
             names = config["members"]
             members = [
-                Tagger(_member_folder(folder, m), threads=threads, workers=workers) for m in names
+                Tagger(member_folder(folder, m), threads=threads, workers=workers) for m in names
             ]
             self._setup_ensemble(config, members)
             self.workers = workers
@@ -187,7 +197,7 @@ class Tagger:
                 f"({len(members)}) with a positive sum"
             )
         self._setup(config, members[0].tokenizer, members[0].backend, members[0].head)
-        self.members = members
+        self.members[:] = members
 
     @classmethod
     def from_parts(
@@ -239,8 +249,7 @@ class Tagger:
                 tech_win=first.tech_win,
                 members=outs,
             )
-        if not isinstance(text, str):
-            raise InputError(f"the text must be a str, got {type(text).__name__}")
+        check_text(text)
         c = self.config
         enc = encode_article(self.tokenizer, text)
         if len(enc.ids) == 0:
@@ -290,7 +299,7 @@ class Tagger:
     # -- public API ------------------------------------------------------------------------
     def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Span identification: propaganda spans without a technique."""
-        _check_threshold(threshold)
+        check_threshold(threshold)
         return self._si_spans(self.outputs(text), threshold)
 
     def _si_raw(self, out: ArticleOutputs, *, joint: bool = False) -> list[tuple[int, int, float]]:
@@ -325,7 +334,9 @@ class Tagger:
     def classify(
         self, text: str, spans: Sequence[tuple[int, int]]
     ) -> list[list[tuple[str, float]]]:
-        """For each (start, end), all techniques ranked by probability (the TC task)."""
+        """For each (start, end), all techniques ranked by probability (the TC task). Offsets
+        are code points with 0 <= start < end <= len(text)."""
+        spans = check_spans(check_text(text), spans)
         probs = self.classify_outputs(self.outputs(text), spans)
         ranked = []
         for row in probs:
@@ -336,7 +347,7 @@ class Tagger:
     def predict(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Technique spans: SI spans, each labelled by the span classifier (a second label when
         its probability is close to the first's), with a calibrated joint confidence."""
-        _check_threshold(threshold)
+        check_threshold(threshold)
         out = self.outputs(text)
         return self._joint_spans(out, threshold)
 
@@ -349,7 +360,9 @@ class Tagger:
         latency per article."""
         if task not in ("si", "joint"):
             raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
-        _check_threshold(threshold)
+        if isinstance(texts, str):
+            raise InputError("predict_many takes a list of texts, not one str: use predict(text)")
+        check_threshold(threshold)
         one = self.predict_si if task == "si" else self.predict
         yield from self.map(lambda text: one(text, threshold=threshold), texts)
 
@@ -391,64 +404,9 @@ class Tagger:
         return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
 
 
-def _check_threshold(threshold: float | None) -> None:
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
-
-
 def _recurs(text: str, start: int, end: int) -> bool:
     """The span's text (case-insensitive, at least two words) occurs elsewhere in the article."""
     key = text[start:end].lower().strip(" \t\n\"'“”‘’.,;:!?")
     if len(key.split()) < 2 and len(key) < 8:
         return False
     return text.lower().count(key) >= 2
-
-
-def shipped_models() -> dict[str, Path]:
-    """Shipped model folders by name."""
-    if not MODELS_DIR.is_dir():
-        return {}
-    return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file()}
-
-
-def _member_folder(ensemble: Path, member: str) -> Path:
-    """An ensemble member: a shipped model's name, or a folder relative to the ensemble's."""
-    if member in shipped_models():
-        return shipped_models()[member]
-    return (ensemble / member).resolve()
-
-
-def resolve_model(model: str | Path) -> Path:
-    models = shipped_models()
-    name = str(model)
-    if name == "default":
-        defaults = [p for p in models.values() if _read_config(p).get("default")]
-        if defaults:
-            return defaults[0]
-        if models:
-            return next(iter(models.values()))
-        raise ModelError("No model is shipped with this install; reinstall unspin")
-    if name in models:
-        return models[name]
-    path = Path(name)
-    if (path / "config.json").is_file() and (
-        (path / "model.onnx").is_file() or _read_config(path).get("members")
-    ):
-        return path
-    known = ", ".join(models) or "none"
-    raise ModelError(f"Unknown model {name!r}: pick one of {known} (see `unspin models`)")
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
-
-
-def model_infos() -> list[dict[str, Any]]:
-    """Config of every shipped model plus its size on disk (MB)."""
-    infos = []
-    for name, folder in shipped_models().items():
-        info = {"name": name, **_read_config(folder)}
-        parts = [folder] + [_member_folder(folder, m) for m in info.get("members", [])]
-        info["size_mb"] = sum(f.stat().st_size for p in parts for f in p.iterdir()) / 2**20
-        infos.append(info)
-    return infos

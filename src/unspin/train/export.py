@@ -69,7 +69,7 @@ def export(
     )
     enc_cfg._attn_implementation = attn_impl
     heads, hidden = int(enc_cfg.num_attention_heads), int(enc_cfg.hidden_size)
-    np.savez(out / "tc_head.npz", **net.tc_head_arrays())
+    np.savez(out / "tc_head.npz", **net.tc_head_arrays())  # type: ignore[arg-type]
     shutil.copy(tokenizer_json, out / "tokenizer.json")
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"

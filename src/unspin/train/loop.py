@@ -114,7 +114,7 @@ def _soft_examples(
         targets = teacher_targets(cfg["teacher"], texts, threads=int(cfg["threads"]), log=_log)
         arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
         arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
-        np.savez_compressed(cache, **arrays)
+        np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
     soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
     return soft

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModel
@@ -58,7 +59,7 @@ class Network(nn.Module):
         x = self.drop(torch.stack(rows).float())
         return self.tc2(nn.functional.gelu(self.tc1(x), approximate="tanh"))
 
-    def tc_head_arrays(self) -> dict[str, object]:
+    def tc_head_arrays(self) -> dict[str, np.ndarray]:
         return {
             "w1": self.tc1.weight.detach().float().cpu().numpy(),
             "b1": self.tc1.bias.detach().float().cpu().numpy(),

@@ -1,0 +1,48 @@
+"""Argument checks shared by the public API: a user mistake is an InputError, never a
+TypeError or a confident answer to an impossible question."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from unspin.errors import InputError
+
+__all__ = ["check_spans", "check_text", "check_threshold"]
+
+
+def check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"the text must be a str, got {type(text).__name__}")
+    return text
+
+
+def check_threshold(threshold: Any) -> None:
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise InputError(f"threshold must be a number between 0 and 1, got {threshold!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
+
+
+def check_spans(text: str, spans: Any) -> list[tuple[int, int]]:
+    """``spans`` as a list of (start, end) code-point offsets with 0 <= start < end <= len(text)."""
+    if isinstance(spans, str) or not isinstance(spans, Sequence):
+        raise InputError("spans must be a list of (start, end) pairs, e.g. [(0, 12)]")
+    out = []
+    for sp in spans:
+        if (
+            not isinstance(sp, Sequence)
+            or len(sp) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in sp)
+        ):
+            raise InputError(f"each span must be a (start, end) pair of ints, got {sp!r}")
+        start, end = sp
+        if not 0 <= start < end <= len(text):
+            raise InputError(
+                f"span ({start}, {end}) is not inside the text: need 0 <= start < end <= "
+                f"{len(text)} (code points)"
+            )
+        out.append((start, end))
+    return out

@@ -1,0 +1,106 @@
+"""Model folders: the shipped ones by name, any other by path, each checked before loading.
+
+A model folder holds ``config.json`` (decoding settings, calibration, val scores) and, unless it
+is an ensemble (``"members"``), ``model.onnx``, ``tc_head.npz`` and ``tokenizer.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from unspin.errors import ModelError
+
+__all__ = [
+    "MODELS_DIR",
+    "MODEL_FILES",
+    "member_folder",
+    "model_infos",
+    "read_config",
+    "resolve_model",
+    "shipped_models",
+]
+
+MODELS_DIR = Path(__file__).parent / "models"
+MODEL_FILES = ("model.onnx", "tc_head.npz", "tokenizer.json")
+# what inference reads from config.json without a default
+REQUIRED_KEYS = ("max_len", "stride", "cls_id", "sep_id", "pad_id")
+
+
+def shipped_models() -> dict[str, Path]:
+    """Shipped model folders by name."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def member_folder(ensemble: Path, member: str) -> Path:
+    """An ensemble member: a shipped model's name, or a folder relative to the ensemble's."""
+    if member in shipped_models():
+        return shipped_models()[member]
+    return (ensemble / member).resolve()
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``folder/config.json``, or a ModelError that says what is wrong with it."""
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder} is not a model folder: it has no config.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path}: cannot read the model config ({err})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: the model config must be a JSON object")
+    return config
+
+
+def check_model_folder(folder: Path) -> dict[str, Any]:
+    """The folder's config after checking that every file and setting inference needs is
+    there; an incomplete folder raises ModelError naming what is missing."""
+    config = read_config(folder)
+    if config.get("members"):
+        return config
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    missing += [f"config key {key!r}" for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise ModelError(
+            f"{folder} is an incomplete model folder: missing {', '.join(missing)} "
+            "(a model folder is what `unspin train` writes to RUN/onnx)"
+        )
+    return config
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A model's folder: ``"default"``, a shipped model's name, or a path to a model folder."""
+    models = shipped_models()
+    name = str(model)
+    if name == "default":
+        defaults = [p for p in models.values() if read_config(p).get("default")]
+        if defaults:
+            return defaults[0]
+        if models:
+            return next(iter(models.values()))
+        raise ModelError("No model is shipped with this install; reinstall unspin")
+    if name in models:
+        return models[name]
+    path = Path(name)
+    if path.is_dir():
+        check_model_folder(path)
+        return path
+    known = ", ".join(models) or "none"
+    raise ModelError(
+        f"Unknown model {name!r}: pick one of {known} (see `unspin models`) or pass a model folder"
+    )
+
+
+def model_infos() -> list[dict[str, Any]]:
+    """Config of every shipped model plus its size on disk (MB)."""
+    infos = []
+    for name, folder in shipped_models().items():
+        info = {"name": name, **read_config(folder)}
+        parts = [folder] + [member_folder(folder, m) for m in info.get("members", [])]
+        info["size_mb"] = sum(f.stat().st_size for p in parts for f in p.iterdir()) / 2**20
+        infos.append(info)
+    return infos

@@ -1,0 +1,90 @@
+"""Public API misuse: every mistake is an UnspinError that says what to do, never a TypeError
+deep inside, nor a confident answer to an impossible question."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from unspin import Analyzer
+from unspin.checks import check_spans, check_threshold
+from unspin.errors import InputError, ModelError
+from unspin.phrases import PhraseTagger
+from unspin.registry import MODELS_DIR, resolve_model
+from unspin.tagger import Tagger
+
+
+@pytest.mark.parametrize(
+    ("spans", "message"),
+    [
+        ([(5, 2)], "not inside the text"),
+        ([(0, 99)], "not inside the text"),
+        ([(2, 2)], "not inside the text"),
+        ([(-5, -1)], "not inside the text"),
+        ([(0.5, 2)], "pair of ints"),
+        ((0, 3), "pair of ints"),
+        ("0-3", "spans must be a list"),
+    ],
+)
+def test_impossible_spans_are_refused(spans: object, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        check_spans("abc def", spans)
+
+
+def test_valid_spans_pass() -> None:
+    assert check_spans("abc def", [(0, 3), [4, 7]]) == [(0, 3), (4, 7)]
+
+
+@pytest.mark.parametrize("threshold", ["0.5", True, 1.5, -0.1])
+def test_bad_thresholds(threshold: object) -> None:
+    with pytest.raises(InputError, match="threshold"):
+        check_threshold(threshold)
+
+
+def test_analyzer_checks_its_arguments() -> None:
+    analyzer = Analyzer(PhraseTagger({"thugs": "Name_Calling,Labeling"}), entities=None)
+    with pytest.raises(InputError, match="must be a str"):
+        analyzer.analyze(None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="threshold"):
+        analyzer.analyze("They are thugs.", threshold="0.5")  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="entities must be"):
+        Analyzer(entities="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"workers": "2"}, "workers must be"), ({"threads": -1}, "threads must be")],
+)
+def test_tagger_checks_workers_and_threads(kwargs: dict, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        Tagger("fast", **kwargs)
+
+
+def test_incomplete_model_folders_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(tmp_path)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(MODELS_DIR / "fast" / "config.json", partial)
+    with pytest.raises(ModelError, match="missing model.onnx, tc_head.npz, tokenizer.json"):
+        Tagger(partial)
+    (partial / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="config key 'max_len'"):
+        Tagger(partial)
+    (partial / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="cannot read the model config"):
+        Tagger(partial)
+    with pytest.raises(ModelError, match="Unknown model 'nope'"):
+        resolve_model("nope")
+
+
+def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
+    tagger = Tagger("fast", threads=1)
+    with pytest.raises(InputError, match="not inside the text"):
+        tagger.classify("abc", [(0, 99)])
+    with pytest.raises(InputError, match="not one str"):
+        list(tagger.predict_many("abc"))
+    ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
+    assert len(ranked) == 14 and ranked[0][1] >= ranked[-1][1]
