@@ -259,6 +259,35 @@ def test_max_minutes_stops_after_the_first_epoch(
     assert (out / "network.pt").is_file() and not (out / "onnx").exists()
 
 
+def test_init_starts_from_a_trained_network(
+    trained: Path, tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from unspin.errors import InputError, ModelError
+    from unspin.train.loop import train
+
+    start = trained.parent / "network.pt"
+    base = (
+        f'name = "tiny2"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+        "train_stride = 12\nepochs = 1\nlr = 1e-9\nhead_lr = 1e-9\nbatch_size = 4\n"
+        "threads = 1\n"
+    )
+    cfg = tmp_path / "more.toml"
+    cfg.write_text(base + f'init = "{start}"\n', encoding="utf-8")
+    out = train(cfg, tiny_corpus, tmp_path / "run", finalize_run=False)
+    before, after = torch.load(start), torch.load(out / "network.pt")
+    # a learning rate of 1e-9 leaves every weight (heads included) where init put it
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k], after[k], atol=1e-5) for k in before)
+    cfg.write_text(base + 'init = "no/such/network.pt"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="no such file"):
+        train(cfg, tiny_corpus, tmp_path / "run2", finalize_run=False)
+    cfg.write_text(base + f'layers = 1\ninit = "{start}"\n', encoding="utf-8")
+    with pytest.raises(ModelError, match="does not fit"):
+        train(cfg, tiny_corpus, tmp_path / "run3", finalize_run=False)
+
+
 def test_retune_rewrites_decoding_for_this_runtime(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     # stop after the epoch that passes this many minutes of training (0: no limit)
     "max_minutes": 0.0,
+    # start from a trained run's network.pt (every weight, heads included; same encoder and
+    # layers) instead of the pretrained encoder: to train a shipped model further
+    "init": "",
 }
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
 ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}

@@ -120,6 +120,23 @@ def _soft_examples(
     return soft
 
 
+def _load_init(net: Network, path: Path) -> None:
+    """Every weight from a trained run's network.pt (config key ``init``)."""
+    from unspin.errors import InputError, ModelError
+
+    if not path.is_file():
+        raise InputError(f"init = {str(path)!r}: no such file (a run's network.pt)")
+    state = torch.load(path, map_location="cpu")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ModelError(
+            f"init = {str(path)!r} does not fit this config's network (encoder, layers): {first}"
+        ) from None
+    _log(f"started from {path}")
+
+
 def _si_loss(ce: nn.CrossEntropyLoss, si: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
     """Cross-entropy on gold O/B/I labels plus soft cross-entropy on teacher targets."""
     hard = batch["si"].reshape(-1)
@@ -271,7 +288,10 @@ def train(
         examples += _soft_examples(cfg, corpus, tok, infer_cfg)
 
     dev = _device(cfg)
-    net = Network(enc_dir, layers=int(cfg["layers"]) or None).to(dev)
+    net = Network(enc_dir, layers=int(cfg["layers"]) or None)
+    if cfg["init"]:
+        _load_init(net, Path(cfg["init"]))
+    net = net.to(dev)
     counts = np.ones(len(TECHNIQUES))
     for rows in tr_gold.values():
         for _, _, t in rows:
