@@ -49,3 +49,10 @@ def test_no_spans() -> None:
     out = render([a], "terminal", color=False, width=80)
     assert "No technique found." in out
     assert "no techniques found" in out
+
+
+def test_a_byte_order_mark_is_not_printed() -> None:
+    text = "\ufeffThey are thugs.\n"
+    a = Analyzer(PhraseTagger({"thugs": "Name_Calling,Labeling"}), entities=None).analyze(text)
+    out = render([a], "terminal", color=False, width=80)
+    assert "\ufeff" not in out and "They are [thugs]NC." in out

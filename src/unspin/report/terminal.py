@@ -31,8 +31,10 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def safe(text: str) -> str:
-    """Article text made harmless for a terminal (carriage returns dropped, controls shown)."""
-    return _UNSAFE.sub("\ufffd", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Article text made harmless for a terminal (carriage returns dropped, controls shown, a
+    byte-order mark, which has no width, dropped)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    return _UNSAFE.sub("\ufffd", text)
 
 
 def _bar(fraction: float, width: int) -> str:
