@@ -14,7 +14,7 @@ from unspin.train.config import DEFAULTS, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["small", "fast", "base", "base-6ep", "ensemble"])
+@pytest.mark.parametrize("name", ["small", "fast", "fast-more", "base", "base-6ep", "ensemble"])
 def test_shipped_configs_load(name: str) -> None:
     cfg = load_config(ROOT / "configs" / f"{name}.toml")
     assert cfg["name"] and set(cfg) >= set(DEFAULTS)
