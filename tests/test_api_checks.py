@@ -34,7 +34,12 @@ def test_impossible_spans_are_refused(spans: object, message: str) -> None:
 
 
 def test_valid_spans_pass() -> None:
+    import numpy as np
+
     assert check_spans("abc def", [(0, 3), [4, 7]]) == [(0, 3), (4, 7)]
+    assert check_spans("abc def", [(np.int64(0), np.int32(3))]) == [(0, 3)]
+    check_threshold(np.float32(0.5))  # numpy scalars are numbers too
+    check_threshold(1)
 
 
 @pytest.mark.parametrize("threshold", ["0.5", True, 1.5, -0.1])
@@ -85,6 +90,6 @@ def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
     with pytest.raises(InputError, match="not inside the text"):
         tagger.classify("abc", [(0, 99)])
     with pytest.raises(InputError, match="not one str"):
-        list(tagger.predict_many("abc"))
+        tagger.predict_many("abc")  # checked at the call, not at the first next()
     ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
     assert len(ranked) == 14 and ranked[0][1] >= ranked[-1][1]

@@ -185,6 +185,9 @@ def test_write_labels_round_trip(tmp_path: Path) -> None:
     umask = os.umask(0o022)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
+    out.chmod(0o640)
+    write_labels(out, labels, "tc")
+    assert out.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
     assert read_labels(out, task="tc", allow_unknown_technique=True) == labels
     write_labels(out, labels, "si")  # overwrite in place
     assert read_labels(out, task="si") == [Label(x.article_id, x.start, x.end) for x in labels]

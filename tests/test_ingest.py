@@ -47,7 +47,7 @@ def test_bom_kept_so_offsets_match_the_file_and_no_title_guess(tmp_path: Path) -
     assert doc.title is None
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\t\n"])
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n\n"])
 def test_empty_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "empty.txt"
     path.write_bytes(content)

@@ -283,6 +283,11 @@ def test_init_starts_from_a_trained_network(
     cfg.write_text(base + 'init = "no/such/network.pt"\n', encoding="utf-8")
     with pytest.raises(InputError, match="no such file"):
         train(cfg, tiny_corpus, tmp_path / "run2", finalize_run=False)
+    not_a_network = tmp_path / "notes.txt"
+    not_a_network.write_text("not a checkpoint", encoding="utf-8")
+    cfg.write_text(base + f'init = "{not_a_network}"\n', encoding="utf-8")
+    with pytest.raises(ModelError, match="is not a network.pt"):
+        train(cfg, tiny_corpus, tmp_path / "run4", finalize_run=False)
     cfg.write_text(base + f'layers = 1\ninit = "{start}"\n', encoding="utf-8")
     with pytest.raises(ModelError, match="does not fit"):
         train(cfg, tiny_corpus, tmp_path / "run3", finalize_run=False)

@@ -133,7 +133,7 @@ class Analyzer:
         confidence instead of the model's tuned cut. ``source``: where the text came from (a
         path or URL), kept in the report and used as the article id of ``--format semeval``."""
         check_text(text)
-        if not text.strip():
+        if not text.lstrip("\ufeff").strip():
             raise InputError("the text is empty; nothing to analyse")
         check_threshold(threshold)
         raw = self.tagger.predict(text, threshold=threshold)

@@ -4,6 +4,7 @@ TypeError or a confident answer to an impossible question."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 from unspin.errors import InputError
@@ -20,10 +21,10 @@ def check_text(text: Any) -> str:
 def check_threshold(threshold: Any) -> None:
     if threshold is None:
         return
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+    if isinstance(threshold, bool) or not isinstance(threshold, Real):  # numpy scalars too
         raise InputError(f"threshold must be a number between 0 and 1, got {threshold!r}")
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold must be between 0 and 1, got {threshold:g}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise InputError(f"threshold must be between 0 and 1, got {float(threshold):g}")
 
 
 def check_spans(text: str, spans: Any) -> list[tuple[int, int]]:
@@ -35,10 +36,10 @@ def check_spans(text: str, spans: Any) -> list[tuple[int, int]]:
         if (
             not isinstance(sp, Sequence)
             or len(sp) != 2
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in sp)
+            or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in sp)
         ):
             raise InputError(f"each span must be a (start, end) pair of ints, got {sp!r}")
-        start, end = sp
+        start, end = int(sp[0]), int(sp[1])
         if not 0 <= start < end <= len(text):
             raise InputError(
                 f"span ({start}, {end}) is not inside the text: need 0 <= start < end <= "

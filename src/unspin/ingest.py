@@ -89,7 +89,7 @@ def read_bytes(stream: BinaryIO, source: str, *, max_bytes: int = MAX_BYTES) -> 
 
 def decode_text(data: bytes, source: str) -> str:
     """Decode UTF-8 bytes, refusing empty, binary and invalid input with a precise message."""
-    if not data.strip():
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():  # a BOM alone is empty too
         raise InputError(f"{source}: the input is empty; nothing to analyse")
     if b"\x00" in data:
         raise InputError(

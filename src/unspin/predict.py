@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from unspin.checks import check_threshold
 from unspin.corpus import Label, read_articles, read_labels, write_labels
 from unspin.errors import InputError
 from unspin.evaluate import tc_predict
@@ -51,8 +52,7 @@ def predict_folder(
         raise InputError("--template only applies to --task tc")
     if task == "tc" and threshold is not None:
         raise InputError("--threshold does not apply to --task tc (every template row is labelled)")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold must be between 0 and 1, got {threshold:g}")
+    check_threshold(threshold)
     if workers < 1:
         raise InputError(f"--workers must be 1 or more, got {workers}")
     check_output(output)  # before the model runs, not after

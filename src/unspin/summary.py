@@ -90,8 +90,10 @@ def summarise(
     covered = [False] * len(text)
     for s in spans:
         covered[s.start : s.end] = [True] * (s.end - s.start)
-    chars = sum(1 for ch in text if not ch.isspace())
-    loaded_chars = sum(1 for ch, c in zip(text, covered, strict=True) if c and not ch.isspace())
+    chars = sum(1 for ch in text if not ch.isspace() and ch != "\ufeff")
+    loaded_chars = sum(
+        1 for ch, c in zip(text, covered, strict=True) if c and not ch.isspace() and ch != "\ufeff"
+    )
     share = len(loaded) / n_sent if n_sent else 0.0
     score = 100.0 * (len(loaded) - len(quoted_only) / 2) / n_sent if n_sent else 0.0
     score = round(min(100.0, max(0.0, score)), 1)

@@ -362,9 +362,9 @@ class Tagger:
             raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
         if isinstance(texts, str):
             raise InputError("predict_many takes a list of texts, not one str: use predict(text)")
-        check_threshold(threshold)
+        check_threshold(threshold)  # all checked here, before the first text is tagged
         one = self.predict_si if task == "si" else self.predict
-        yield from self.map(lambda text: one(text, threshold=threshold), texts)
+        return self.map(lambda text: one(text, threshold=threshold), texts)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` in order, ``self.workers`` at a time (onnxruntime releases the

@@ -85,6 +85,10 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             )
         if key in POSITIVE and value <= 0:
             raise InputError(f"config {path}: {key} = {value!r} must be above 0")
+    if raw.get("init") and not Path(raw["init"]).is_file():
+        raise InputError(
+            f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt)"
+        )
     if "name" not in raw:
         raise InputError(f'config {path}: set at least name = "..." (see configs/ for examples)')
 

@@ -126,7 +126,12 @@ def _load_init(net: Network, path: Path) -> None:
 
     if not path.is_file():
         raise InputError(f"init = {str(path)!r}: no such file (a run's network.pt)")
-    state = torch.load(path, map_location="cpu")
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as err:  # torch raises several types for a file that is no checkpoint
+        raise ModelError(f"init = {str(path)!r} is not a network.pt ({err})") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"init = {str(path)!r} is not a network.pt (no state dict in it)")
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
