@@ -87,7 +87,8 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             raise InputError(f"config {path}: {key} = {value!r} must be above 0")
     if raw.get("init") and not Path(raw["init"]).is_file():
         raise InputError(
-            f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt)"
+            f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt: train "
+            "that run first, e.g. configs/fast.toml before configs/fast-more.toml)"
         )
     if "name" not in raw:
         raise InputError(f'config {path}: set at least name = "..." (see configs/ for examples)')
