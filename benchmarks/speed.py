@@ -65,7 +65,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         import torch
 
-        from unspin.tagger import Tagger, resolve_model
+        from unspin.registry import resolve_model
+        from unspin.tagger import Tagger
 
         torch.set_num_threads(args.threads)
         folder = resolve_model(args.model)
@@ -179,7 +180,7 @@ def main() -> None:
                 "(give --limit and --torch-limit the same value)"
             )
     if args.write_config:
-        from unspin.tagger import resolve_model
+        from unspin.registry import resolve_model
 
         cfg_path = resolve_model(args.model) / "config.json"
         cfg = json.loads(cfg_path.read_text())

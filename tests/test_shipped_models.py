@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from unspin.cli import app
 from unspin.errors import ModelError
-from unspin.tagger import MODELS_DIR, Tagger, model_infos, resolve_model
+from unspin.registry import MODELS_DIR, model_infos, resolve_model
+from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
 
 TEXT = (

@@ -343,7 +343,7 @@ def test_ship_refuses_a_config_that_names_its_encoder_by_path(
     (folder / "config.json").write_text(json.dumps({**config, "encoder": "/tmp/w/minilm"}))
     with pytest.raises(ModelError, match="UNSPIN_ENCODERS"):
         ship(folder, "should-not-exist")
-    from unspin.tagger import MODELS_DIR
+    from unspin.registry import MODELS_DIR
 
     assert not (MODELS_DIR / "should-not-exist").exists()
 

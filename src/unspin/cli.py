@@ -156,7 +156,7 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from unspin.tagger import model_infos
+    from unspin.registry import model_infos
 
     table = Table(title="shipped models (scores on PTC val, 37 articles)")
     for col in ("name", "encoder", "SI F1", "TC F1", "joint F1", "articles/s", "MB", "default"):

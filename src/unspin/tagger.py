@@ -27,10 +27,8 @@ from unspin.decode import (
 )
 from unspin.errors import InputError, ModelError
 from unspin.registry import (
-    MODELS_DIR,
     check_model_folder,
     member_folder,
-    model_infos,
     resolve_model,
 )
 from unspin.segment import (
@@ -45,7 +43,7 @@ from unspin.segment import (
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "MODELS_DIR", "model_infos", "resolve_model"]
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs"]
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -179,7 +179,7 @@ def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[
 def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
     """Copy an exported model into the package (src/unspin/models/NAME): int8 ONNX, span
     classifier weights in fp16, tokenizer, config."""
-    from unspin.tagger import MODELS_DIR
+    from unspin.registry import MODELS_DIR
 
     src, dst = Path(run_onnx), MODELS_DIR / name
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
