@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unspin import Analyzer
@@ -54,17 +55,28 @@ def test_analyzer_checks_its_arguments() -> None:
         analyzer.analyze(None)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="threshold"):
         analyzer.analyze("They are thugs.", threshold="0.5")  # type: ignore[arg-type]
-    with pytest.raises(ModelError, match="entities must be"):
+    with pytest.raises(InputError, match="entities must be"):
         Analyzer(entities="x")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"workers": "2"}, "workers must be"), ({"threads": -1}, "threads must be")],
+    [
+        ({"workers": "2"}, "workers must be"),
+        ({"workers": 0}, "workers must be"),
+        ({"workers": True}, "workers must be"),
+        ({"threads": -1}, "threads must be"),
+        ({"threads": 1.5}, "threads must be"),
+    ],
 )
 def test_tagger_checks_workers_and_threads(kwargs: dict, message: str) -> None:
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(InputError, match=message):  # the same class as predict's --workers
         Tagger("fast", **kwargs)
+
+
+def test_tagger_takes_numpy_counts() -> None:
+    tagger = Tagger("fast", threads=np.int64(1), workers=np.int64(1))  # type: ignore[arg-type]
+    assert tagger.workers == 1 and type(tagger.workers) is int
 
 
 def test_incomplete_model_folders_are_named(tmp_path: Path) -> None:

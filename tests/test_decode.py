@@ -130,3 +130,8 @@ def test_only_function_words() -> None:
     assert only_function_words("will") and only_function_words("they are, of all")
     assert not only_function_words("savages") and not only_function_words("they are thugs")
     assert not only_function_words("Will Smith's")
+    # contractions of function words are function words, in either apostrophe
+    for text in ("they're", "It\u2019s", "don't", "won't", "we'll", "I'm", "isn't it"):
+        assert only_function_words(text), text
+    for text in ("Trump's", "o'clock", "they're thugs", "ain't"):
+        assert not only_function_words(text), text

@@ -459,9 +459,9 @@ def test_workers_tag_side_by_side_with_the_same_results(trained: Path) -> None:
         expect = [one.predict(t) if task == "joint" else one.predict_si(t) for t in texts]
         assert list(two.predict_many(texts, task=task)) == expect
         assert list(one.predict_many(texts, task=task)) == expect
-    from unspin.errors import InputError, ModelError
+    from unspin.errors import InputError
 
-    with pytest.raises(ModelError, match="workers"):
+    with pytest.raises(InputError, match="workers"):
         Tagger(trained, workers=0)
     with pytest.raises(InputError, match="task"):
         next(one.predict_many(texts, task="tc"))

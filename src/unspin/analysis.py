@@ -103,7 +103,7 @@ class Analyzer:
                 f"model name such as 'fast'; got {type(tagger).__name__}"
             )
         if not (entities is None or entities == "auto" or callable(entities)):
-            raise ModelError(
+            raise InputError(
                 f"entities must be 'auto', None or a function (text, ranges) -> entities; "
                 f"got {entities!r}"
             )

@@ -9,13 +9,20 @@ from typing import Any
 
 from unspin.errors import InputError
 
-__all__ = ["check_spans", "check_text", "check_threshold"]
+__all__ = ["check_count", "check_spans", "check_text", "check_threshold"]
 
 
 def check_text(text: Any) -> str:
     if not isinstance(text, str):
         raise InputError(f"the text must be a str, got {type(text).__name__}")
     return text
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as a whole number of 1 or more (``workers``, ``threads``)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise InputError(f"{name} must be a whole number, 1 or more; got {value!r}")
+    return int(value)
 
 
 def check_threshold(threshold: Any) -> None:

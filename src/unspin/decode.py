@@ -64,9 +64,26 @@ FUNCTION_WORDS = frozenset(
 )
 
 
+# the endings of contractions ("they're", "it's", "we'll", "I'd", "I'm", "don't")
+_CONTRACTION_TAILS = frozenset("s re ve ll d m t".split())
+_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+def _function_word(word: str) -> bool:
+    head, _, tail = word.replace("\u2019", "'").partition("'")
+    if not tail:
+        return head in FUNCTION_WORDS
+    if tail not in _CONTRACTION_TAILS:
+        return False
+    if tail == "t" and head.endswith("n"):  # don't, isn't, can't, won't, shan't
+        return head[:-1] in FUNCTION_WORDS or head in ("can", "won", "shan")
+    return head in FUNCTION_WORDS
+
+
 def only_function_words(text: str) -> bool:
-    """True when ``text`` has no word outside ``FUNCTION_WORDS`` (or no word at all)."""
-    return all(w in FUNCTION_WORDS for w in re.findall(r"\w+", text.lower()))
+    """True when ``text`` has no word outside ``FUNCTION_WORDS`` (or no word at all);
+    contractions of function words ("they're", "don't") count as function words."""
+    return all(_function_word(w) for w in _WORD.findall(text.lower()))
 
 
 def runs_to_spans(

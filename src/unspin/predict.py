@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from unspin.checks import check_threshold
+from unspin.checks import check_count, check_threshold
 from unspin.corpus import Label, read_articles, read_labels, write_labels
 from unspin.errors import InputError
 from unspin.evaluate import tc_predict
@@ -53,8 +53,7 @@ def predict_folder(
     if task == "tc" and threshold is not None:
         raise InputError("--threshold does not apply to --task tc (every template row is labelled)")
     check_threshold(threshold)
-    if workers < 1:
-        raise InputError(f"--workers must be 1 or more, got {workers}")
+    check_count("--workers", workers)
     check_output(output)  # before the model runs, not after
     texts = read_articles(articles_dir)
     rows: list[Label] = []

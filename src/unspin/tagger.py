@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from unspin.checks import check_spans, check_text, check_threshold
+from unspin.checks import check_count, check_spans, check_text, check_threshold
 from unspin.decode import (
     only_function_words,
     repetition_features,
@@ -125,9 +125,9 @@ class Tagger:
         folder (what ``unspin train`` writes to ``RUN/onnx``). ``threads``: onnxruntime
         threads in all (default ``$UNSPIN_THREADS``, else the CPU count). ``workers``: articles
         that ``predict_many`` and ``map`` tag side by side, each on its share of the threads."""
-        for name, value in (("workers", workers), ("threads", 1 if threads is None else threads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelError(f"{name} must be a whole number, 1 or more; got {value!r}")
+        workers = check_count("workers", workers)
+        if threads is not None:
+            threads = check_count("threads", threads)
         folder = resolve_model(model)
         config = check_model_folder(folder)
         self.name = config.get("name", folder.name)
