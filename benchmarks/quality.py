@@ -1,6 +1,7 @@
 """Scores of a shipped model on PTC val (the numbers in MODEL_CARD.md).
 
     python benchmarks/quality.py --model small [--corpus ../shared/data/ptc] [--split val]
+                                 [--write-config]
 
 Prints SI / TC / joint precision, recall, F1 (the task's official measures, via unspin.scorer),
 per-technique joint and TC F1, and a reliability table of the calibrated span confidences.
@@ -9,6 +10,7 @@ per-technique joint and TC F1, and a reliability table of the calibrated span co
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -27,7 +29,14 @@ def main() -> None:
     ap.add_argument("--split", default="val")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stride", type=int, default=None, help="override the window stride")
+    ap.add_argument(
+        "--write-config",
+        action="store_true",
+        help="record the scores in the model's config.json (val; what `unspin models` shows)",
+    )
     args = ap.parse_args()
+    if args.write_config and (args.split != "val" or args.stride):
+        ap.error("--write-config records val scores at the model's own stride only")
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, args.split)
     texts, gold = load_texts_and_gold(corpus, ids)
@@ -67,6 +76,13 @@ def main() -> None:
         print("bin        n     mean conf  share correct")
         for line in table:
             print("  " + line)
+    if args.write_config:
+        cfg_path = tagger.folder / "config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        keys = ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
+        cfg["val"] = {k: round(float(getattr(ev, k)), 4) for k in keys}  # as unspin train does
+        cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+        print(f"\nval scores written to {cfg_path}")
 
 
 if __name__ == "__main__":
