@@ -54,6 +54,14 @@ def test_split_sentences() -> None:
     ]
 
 
+def test_every_kind_of_line_break_ends_a_sentence() -> None:
+    for brk in ("\r\r", "\r\n\r\n", "\r", "\u2029", "\u2028", "\x0c"):
+        text = f"Headline Without Full Stop{brk}They talked{brk}"
+        assert sentences_of(text) == ["Headline Without Full Stop", "They talked"], repr(brk)
+    text = "“An open quote\rNext line” ends here"  # a quotation stops at its paragraph
+    assert [text[a:b] for a, b in find_quotes(text)] == ["“An open quote"]
+
+
 def test_find_quotes() -> None:
     text = (
         'He said "we will win" and “they will lose”. '

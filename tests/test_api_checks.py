@@ -74,6 +74,14 @@ def test_tagger_checks_workers_and_threads(kwargs: dict, message: str) -> None:
         Tagger("fast", **kwargs)
 
 
+@pytest.mark.parametrize("text", ["   \n\n\t ", "\ufeff  ", "\u200b\u200b\u200b"])
+def test_blank_text_still_gets_a_technique_for_each_span(text: str) -> None:
+    ranked = Tagger("fast").classify(text, [(0, 2), (1, 3)])
+    assert len(ranked) == 2 and all(len(r) == 14 for r in ranked)
+    assert abs(sum(p for _, p in ranked[0]) - 1) < 1e-4
+    assert Tagger("fast").predict(text) == []
+
+
 def test_tagger_takes_numpy_counts() -> None:
     tagger = Tagger("fast", threads=np.int64(1), workers=np.int64(1))  # type: ignore[arg-type]
     assert tagger.workers == 1 and type(tagger.workers) is int

@@ -76,6 +76,49 @@ def test_spans_stop_at_blank_lines_and_drop_stray_punctuation() -> None:
     ]
 
 
+def test_any_blank_line_is_a_paragraph_break_but_crlf_is_one_line() -> None:
+    breaks = ("\r\r", "\r\n\r\n", "\n\u2003\n", "\n\u200b\n", "\u2029", "\u2028\u2028", "\x0c\x0c")
+    for brk in breaks:
+        text = f"Our Heroes{brk}Crush them"
+        pieces = [text[s:e] for s, e in split_paragraphs(text, 0, len(text))]
+        assert pieces == ["Our Heroes", "Crush them"], repr(brk)
+    for one in ("\r\n", "\r", "\n", " \n "):
+        text = f"Our Heroes{one}Crush them"
+        assert split_paragraphs(text, 0, len(text)) == [(0, len(text))], repr(one)
+
+
+def test_span_edges_drop_every_kind_of_blank() -> None:
+    for blank in ("\u2003", "\u3000", "\u200b", "\u202f", "\x0c", "\ufeff", "\u00a0"):
+        text = f"{blank}takfiri terrorists{blank}"
+        assert [text[s:e] for s, e in split_paragraphs(text, 0, len(text))] == [
+            "takfiri terrorists"
+        ], repr(blank)
+
+
+def test_combining_marks_belong_to_their_word() -> None:
+    text = "they re\u0301d-handed je\u0301opardize it"  # accents stored apart (NFD)
+    start = text.index("je")
+    assert text[slice(*snap_to_words(text, start + 3, start + 5))] == "je\u0301opardize"
+    end = text.index(" it")
+    assert snap_to_words(text, end - 3, end - 1)[1] == end  # not cut before a final mark
+    word = "handed\u0301"
+    text = f"a {word} b"
+    assert text[slice(*snap_to_words(text, 2, 2 + len(word) - 1))] == word
+
+
+def test_overlapping_runs_merge_into_one_span() -> None:
+    text = "a deep dive and I applaud"
+    # tokens cut inside "applaud": two runs that both snap out to the whole word
+    offsets = [(0, 1), (2, 6), (7, 11), (12, 15), (16, 17), (18, 21), (21, 23), (23, 25)]
+    enc = Encoded(ids=np.arange(8) + 10, offsets=np.array(offsets))
+    prob = np.array([0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.9])
+    spans = runs_to_spans(text, enc, prob, 0.5, min_chars=1)
+    assert [text[s:e] for s, e, _ in spans] == ["deep dive and I applaud"]
+    assert abs(spans[0][2] - 0.9) < 1e-6
+    touching = runs_to_spans(text, _enc(text), np.array([0.9, 0.9, 0.1, 0.9, 0.9, 0.1]), 0.5)
+    assert [text[s:e] for s, e, _ in touching] == ["a deep", "and I"]
+
+
 def test_snap_and_token_range() -> None:
     text = "the savaged man"
     assert snap_to_words(text, 6, 9) == (4, 11)

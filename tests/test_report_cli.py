@@ -129,6 +129,21 @@ def test_output_file_format_from_extension(fake_model: None, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json", "r.labels", "r.txt"]
 
 
+def test_output_dash_is_stdout_and_links_are_written_through(
+    fake_model: None, tmp_path: Path
+) -> None:
+    piped = run(["analyze", "examples/article.txt"])
+    dash = run(["analyze", "examples/article.txt", "-o", "-"])
+    assert dash.exit_code == 0 and dash.stdout == piped.stdout
+    assert not Path("-").exists()
+    target = tmp_path / "real.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target.name)
+    result = run(["analyze", "examples/article.txt", "-o", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.read_text("utf-8") == piped.stdout
+
+
 def test_output_file_unknown_extension_refused(fake_model: None, tmp_path: Path) -> None:
     for name, shown in [("report.pdf", "'.pdf'"), ("report", "'report' (no extension)")]:
         out = tmp_path / name

@@ -102,6 +102,19 @@ def test_predict_cli_checks_the_output_before_running(tiny_corpus: Path, tmp_pat
         assert not (tmp_path / "missing").exists()
 
 
+def test_predict_cli_writes_to_stdout_with_dash(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    articles = str(tiny_corpus / "train-articles")
+    out = tmp_path / "si.labels"
+    args = ["predict", articles, "--task", "si", "--model", str(trained)]
+    assert runner.invoke(app, [*args, "-o", str(out)]).exit_code == 0
+    result = runner.invoke(app, [*args, "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == out.read_text("utf-8")
+    assert "to standard output" in result.stderr
+
+
 def test_predict_tc_fills_the_template_in_order(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:

@@ -109,7 +109,13 @@ def predict(
     ],
     task: Annotated[str, typer.Option("--task", help="si, joint or tc", metavar="TASK")] = "joint",
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write the labels.", metavar="FILE")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the labels ('-': standard output).",
+            metavar="FILE",
+        ),
     ] = Path("predictions.labels"),
     template: Annotated[
         Path | None,
@@ -147,7 +153,8 @@ def predict(
     except UnspinError as err:
         _fail(err)
         return
-    typer.echo(f"wrote {n} row{'s' if n != 1 else ''} to {output}", err=True)
+    where = "standard output" if str(output) == "-" else output
+    typer.echo(f"wrote {n} row{'s' if n != 1 else ''} to {where}", err=True)
 
 
 @app.command()
@@ -246,7 +253,10 @@ def analyze(
     output: Annotated[
         Path | None,
         typer.Option(
-            "-o", "--output", help="Write the report to this file (atomically).", metavar="FILE"
+            "-o",
+            "--output",
+            help="Write the report to this file (atomically; '-': standard output).",
+            metavar="FILE",
         ),
     ] = None,
     threshold: Annotated[
@@ -279,6 +289,8 @@ def analyze(
     from unspin.ingest import load
     from unspin.report import choose_format, render
 
+    if output is not None and str(output) == "-":
+        output = None  # standard output, as without -o
     try:
         tty = sys.stdout.isatty()
         fmt_name = choose_format(fmt, output, tty)

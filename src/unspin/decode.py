@@ -7,6 +7,7 @@ spans, snapped outwards to whole words and stitched back to exact code-point off
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 
@@ -41,7 +42,8 @@ def stitch(windows: list[Window], outputs: list[np.ndarray], n_tokens: int) -> n
 
 
 def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch in "'’-"
+    # combining marks belong to their letter: "e\u0301" (an accent stored apart) is one letter
+    return ch.isalnum() or ch in "'’-" or unicodedata.category(ch)[0] == "M"
 
 
 def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -148,12 +150,31 @@ def runs_to_spans(
             for cs, ce in cuts:
                 if ce - cs >= min_chars:
                     out.append((cs, ce, score))
-    return out
+    return _merge_overlaps(out)
 
 
-_BREAK = re.compile(r"\n[ \t\r\u00a0]*\n")
-_LEAD = " \t\r\n\u00a0,.;:)]}"
-_TRAIL = " \t\r\n\u00a0,;:([{"
+def _merge_overlaps(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Merge spans that overlap (two runs inside one word both snap out to that word), the
+    score weighted by length; spans that only touch stay apart."""
+    merged: list[tuple[int, int, float]] = []
+    for s, e, score in sorted(spans):
+        if merged and s < merged[-1][1]:
+            ms, me, mscore = merged[-1]
+            ne = max(me, e)
+            w1, w2 = me - ms, e - s
+            merged[-1] = (ms, ne, (mscore * w1 + score * w2) / (w1 + w2))
+        else:
+            merged.append((s, e, score))
+    return merged
+
+
+# a paragraph break: two line breaks (any of str.splitlines' kinds; CRLF counts as one) with
+# only blanks between them, or a paragraph separator
+_NL = r"(?:\r\n|\r(?!\n)|[\n\v\f\x1c-\x1e\x85\u2028])"
+_BLANK = r"(?:[^\S\n\r\v\f\x1c-\x1e\x85\u2028\u2029]|[\u200b-\u200d\u2060\ufeff])"
+_BREAK = re.compile(rf"{_NL}{_BLANK}*{_NL}|\u2029")
+_LEAD = ",.;:)]}"
+_TRAIL = ",;:([{"
 
 
 # a sentence end: . ! ? (a run of them, then closing quotes/brackets), whitespace, then a
@@ -188,11 +209,16 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     """Drop stray punctuation and whitespace at a span's edges."""
-    while s < e and text[s] in _LEAD:
+    while s < e and (text[s] in _LEAD or _blank(text[s])):
         s += 1
-    while e > s and text[e - 1] in _TRAIL:
+    while e > s and (text[e - 1] in _TRAIL or _blank(text[e - 1])):
         e -= 1
     return s, e
+
+
+def _blank(ch: str) -> bool:
+    """Whitespace of any kind, or an invisible format character (zero-width space, BOM)."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
 
 
 def split_paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:

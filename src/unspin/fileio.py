@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
 from unspin.errors import InputError
 
-__all__ = ["check_output", "write_atomic"]
+__all__ = ["STDOUT", "check_output", "write_atomic"]
+
+
+STDOUT = "-"
 
 
 def check_output(path: str | os.PathLike[str]) -> Path:
     """Fail early, before a long run, when ``path`` cannot be written: its folder must exist
-    and be writable, and ``path`` must not be a folder."""
+    and be writable, and ``path`` must not be a folder. ``-`` is standard output. A symbolic
+    link is written through, to the file it points at."""
+    if str(path) == STDOUT:
+        return Path(STDOUT)
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first")
@@ -48,8 +57,12 @@ def _mode_for(path: Path) -> int:
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``: readers see
     the old file or the whole new one, never a part. The file gets the usual permissions
-    (0666 less the umask), not the temporary file's 0600."""
+    (0666 less the umask), not the temporary file's 0600. ``-`` writes to standard output."""
     path = check_output(path)
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")

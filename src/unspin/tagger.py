@@ -285,9 +285,12 @@ class Tagger:
             probs = self._average([m.classify_outputs(o, todo) for m, o in pairs])
             out.span_cache.update(zip(todo, probs, strict=True))
         elif todo:  # decoding is re-run many times on the same outputs while tuning
-            x = np.stack([span_vector(out, s, e) for s, e in todo])
             assert self._mlp is not None
             w1t, w2t = self._mlp
+            if out.windows:
+                x = np.stack([span_vector(out, s, e) for s, e in todo])
+            else:  # no tokens (blank text): the classifier's answer to an all-zero input
+                x = np.zeros((len(todo), w1t.shape[0]), np.float32)
             h = _gelu(x @ w1t + self.head["b1"])
             logits = h @ w2t + self.head["b2"]
             probs = _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
