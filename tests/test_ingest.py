@@ -39,6 +39,15 @@ def test_plain_text_kept_exactly(tmp_path: Path) -> None:
     assert doc.source == str(path)
 
 
+@pytest.mark.parametrize("brk", ["\r\n", "\r", "\u2029"])
+def test_title_guess_with_any_line_break(brk: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    text = f"A Title{brk}{brk}First line.{brk}"
+    path.write_bytes(text.encode("utf-8"))
+    doc = read_path(path)
+    assert doc.text == text and doc.title == "A Title"
+
+
 def test_bom_kept_so_offsets_match_the_file_and_no_title_guess(tmp_path: Path) -> None:
     path = tmp_path / "b.txt"
     path.write_bytes("\ufeffJust one paragraph that runs on.\n".encode())

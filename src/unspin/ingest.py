@@ -112,7 +112,7 @@ def _looks_like_html(data: bytes) -> bool:
 
 def _first_line_title(text: str) -> str | None:
     """A title guess for plain text: a short first line followed by a blank line."""
-    lines = text.lstrip("\ufeff").split("\n", 2)
+    lines = re.split(r"\r\n|[\r\n\u2028\u2029]", text.lstrip("\ufeff"), maxsplit=2)
     if len(lines) == 3 and lines[1].strip() == "" and lines[2].strip():
         first = lines[0].strip()
         if 0 < len(first) <= 200:
