@@ -112,6 +112,24 @@ def test_student_trains_from_a_teacher_on_unlabeled_texts(
     assert si.shape == (len(ARTICLES["1001"]), 3)
     config = json.loads((student / "onnx" / "config.json").read_text())
     assert set(config["val"]) >= {"si_f1", "joint_f1"}
+    # the training articles themselves as the teacher's texts (soft targets beside the gold)
+    train("student2", f'teacher = "{teacher}"\nunlabeled = "ptc:train"\n')
+    n_train = len((tiny_corpus / "splits" / "train.txt").read_text().split())
+    with np.load(teacher / f"targets-ptc-train-{n_train}.npz") as npz:
+        ids = {k.split("/")[0] for k in npz.files}
+    assert ids == set((tiny_corpus / "splits" / "train.txt").read_text().split())
+
+
+def test_a_shipped_teacher_caches_outside_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unspin.registry import MODELS_DIR
+    from unspin.train.distill import _teacher_folder, teacher_cache_dir
+
+    monkeypatch.setenv("UNSPIN_CACHE", str(tmp_path))
+    assert _teacher_folder("small") == MODELS_DIR / "small"
+    assert teacher_cache_dir("small") == tmp_path / "teachers" / "small"
+    assert teacher_cache_dir("runs/base6/onnx") == Path("runs/base6/onnx")
 
 
 def test_missing_teacher_or_unlabeled_folder_says_how_to_fix(tmp_path: Path) -> None:

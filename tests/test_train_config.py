@@ -15,7 +15,14 @@ from unspin.train.config import DEFAULTS, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["small", "fast", "fast-more", "base", "base-6ep", "ensemble"])
+CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.toml"))
+
+
+def test_every_shipped_model_has_its_config() -> None:
+    assert {"small", "fast", "fast-more", "base-6ep"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = ROOT / "configs" / f"{name}.toml"
     monkeypatch.chdir(tmp_path)  # paths in a config are relative to where `unspin train` runs

@@ -12,7 +12,7 @@ from typing import Any
 
 from unspin.errors import InputError
 
-__all__ = ["DEFAULTS", "ENSEMBLE_KEYS", "load_config"]
+__all__ = ["DEFAULTS", "ENSEMBLE_KEYS", "PTC_TRAIN", "load_config"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "model",
@@ -35,8 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "max_val_articles": 0,
     "layers": 0,
     "quantize": "all",
-    # distillation / self-training: a teacher model folder (e.g. runs/base6/onnx) labels the
-    # unlabeled articles (default ../shared/data/unlabeled-news) with soft targets
+    # distillation / self-training: a teacher (a model folder such as runs/base6/onnx, or a
+    # shipped model's name) labels the unlabeled articles (default
+    # ../shared/data/unlabeled-news; "ptc:train": the training articles themselves) with soft
+    # targets
     "teacher": "",
     "unlabeled": "",
     "unlabeled_limit": 0,
@@ -48,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     # layers) instead of the pretrained encoder: to train a shipped model further
     "init": "",
 }
+PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
 ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}
 CHOICES = {"device": ("cpu", "cuda", "auto"), "quantize": ("all", "embeddings")}

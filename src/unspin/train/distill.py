@@ -8,6 +8,7 @@ first spread over characters, then averaged over each student token's characters
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from unspin.errors import CorpusError, ModelError
+from unspin.registry import shipped_models
 from unspin.segment import encode_article, load_tokenizer, make_windows
 from unspin.tagger import Tagger
 from unspin.train.data import IGNORE, Example
@@ -24,6 +26,7 @@ __all__ = [
     "build_soft_examples",
     "char_targets",
     "load_unlabeled",
+    "teacher_cache_dir",
     "teacher_targets",
 ]
 
@@ -44,8 +47,24 @@ def load_unlabeled(folder: str | Path, limit: int = 0) -> dict[str, str]:
     return {f.stem: f.read_text(encoding="utf-8") for f in files}
 
 
+def _teacher_folder(teacher: str | Path) -> Path:
+    """A teacher is a model folder (``runs/base6/onnx``) or a shipped model's name (``small``)."""
+    shipped = shipped_models()
+    return shipped[str(teacher)] if str(teacher) in shipped else Path(teacher)
+
+
+def teacher_cache_dir(teacher: str | Path) -> Path:
+    """Where a teacher's soft targets are cached: its own folder, or for a shipped model (whose
+    folder is inside the package) ``$UNSPIN_CACHE/teachers/NAME`` (default ~/.cache/unspin)."""
+    if str(teacher) in shipped_models():
+        root = Path(os.environ.get("UNSPIN_CACHE", Path.home() / ".cache" / "unspin"))
+        return root / "teachers" / str(teacher)
+    return Path(teacher)
+
+
 def _teacher(folder: Path, threads: int) -> Tagger:
     """A model folder as teacher; prefers its unquantized ``model.fp32.onnx`` when present."""
+    folder = _teacher_folder(folder)
     if not (folder / "config.json").is_file():
         raise ModelError(
             f"teacher model folder {folder} not found: train the teacher first "

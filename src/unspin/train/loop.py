@@ -19,7 +19,7 @@ from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune
 from unspin.segment import load_tokenizer
 from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
-from unspin.train.config import DEFAULTS, load_config
+from unspin.train.config import DEFAULTS, PTC_TRAIN, load_config
 from unspin.train.data import Example, build_examples
 from unspin.train.encoders import resolve_encoder
 from unspin.train.model import Network
@@ -97,15 +97,30 @@ def _window_args(cfg: dict[str, Any], infer_cfg: dict[str, Any]) -> dict[str, in
 def _soft_examples(
     cfg: dict[str, Any], corpus: Path, tok: Any, infer_cfg: dict[str, Any]
 ) -> list[Example]:
-    from unspin.train.distill import build_soft_examples, load_unlabeled, teacher_targets
+    from unspin.train.distill import (
+        build_soft_examples,
+        load_unlabeled,
+        teacher_cache_dir,
+        teacher_targets,
+    )
 
-    folder = Path(cfg["unlabeled"] or corpus.parent / "unlabeled-news")
-    texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
-    _log(f"teacher {cfg['teacher']} labels {len(texts)} unlabeled articles from {folder}")
-    cache = Path(cfg["teacher"]) / f"targets-{folder.name}-{len(texts)}.npz"
+    if cfg["unlabeled"] == PTC_TRAIN:  # the training articles themselves, labelled by the teacher
+        texts, _ = _load(corpus, load_split(corpus, "train"))
+        if cfg["max_train_articles"]:
+            texts = dict(list(texts.items())[: cfg["max_train_articles"]])
+        if cfg["unlabeled_limit"]:
+            texts = dict(list(texts.items())[: int(cfg["unlabeled_limit"])])
+        source, where = "ptc-train", f"{corpus} (training split)"
+    else:
+        folder = Path(cfg["unlabeled"] or corpus.parent / "unlabeled-news")
+        texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
+        source, where = folder.name, str(folder)
+    _log(f"teacher {cfg['teacher']} labels {len(texts)} articles from {where}")
+    cache_dir = teacher_cache_dir(cfg["teacher"])
+    cache = cache_dir / f"targets-{source}-{len(texts)}.npz"
     # the teacher's outputs do not change between students: reuse any cache that covers these
     # articles (one made for more of them included)
-    found = sorted(Path(cfg["teacher"]).glob(f"targets-{folder.name}-*.npz"))
+    found = sorted(cache_dir.glob(f"targets-{source}-*.npz"))
     covering = [p for p in found if int(p.stem.rsplit("-", 1)[1]) >= len(texts)]
     if covering:
         with np.load(covering[0]) as npz:
@@ -114,6 +129,7 @@ def _soft_examples(
         targets = teacher_targets(cfg["teacher"], texts, threads=int(cfg["threads"]), log=_log)
         arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
         arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
+        cache_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
     soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
