@@ -58,6 +58,8 @@ def test_every_kind_of_line_break_ends_a_sentence() -> None:
     for brk in ("\r\r", "\r\n\r\n", "\r", "\u2029", "\u2028", "\x0c"):
         text = f"Headline Without Full Stop{brk}They talked{brk}"
         assert sentences_of(text) == ["Headline Without Full Stop", "They talked"], repr(brk)
+    text = "The army won.\n\u200b\nThe enemy fled.\n\u200e\nTraitors!"  # invisible-only lines
+    assert sentences_of(text) == ["The army won.", "The enemy fled.", "Traitors!"]
     text = "“An open quote\rNext line” ends here"  # a quotation stops at its paragraph
     assert [text[a:b] for a, b in find_quotes(text)] == ["“An open quote"]
 

@@ -78,6 +78,7 @@ def test_spans_stop_at_blank_lines_and_drop_stray_punctuation() -> None:
 
 def test_any_blank_line_is_a_paragraph_break_but_crlf_is_one_line() -> None:
     breaks = ("\r\r", "\r\n\r\n", "\n\u2003\n", "\n\u200b\n", "\u2029", "\u2028\u2028", "\x0c\x0c")
+    breaks += ("\n\u200e\n", "\n \u00ad \n", "\n\n\n\n")
     for brk in breaks:
         text = f"Our Heroes{brk}Crush them"
         pieces = [text[s:e] for s, e in split_paragraphs(text, 0, len(text))]
@@ -101,6 +102,8 @@ def test_combining_marks_belong_to_their_word() -> None:
     assert text[slice(*snap_to_words(text, start + 3, start + 5))] == "je\u0301opardize"
     end = text.index(" it")
     assert snap_to_words(text, end - 3, end - 1)[1] == end  # not cut before a final mark
+    soft = "the propa\u00adganda war"  # a soft hyphen (scraped HTML) is inside its word
+    assert soft[slice(*snap_to_words(soft, 4, 6))] == "propa\u00adganda"
     word = "handed\u0301"
     text = f"a {word} b"
     assert text[slice(*snap_to_words(text, 2, 2 + len(word) - 1))] == word

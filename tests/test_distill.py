@@ -105,8 +105,7 @@ def test_student_trains_from_a_teacher_on_unlabeled_texts(
     unlabeled = tiny_corpus / "train-articles"
     assert len(load_unlabeled(unlabeled, limit=2)) == 2
     student = train("student", f'teacher = "{teacher}"\nunlabeled = "{unlabeled}"\n')
-    cache = teacher / "targets-train-articles-4.npz"
-    assert cache.is_file()  # teacher outputs are cached for the next student
+    (cache,) = teacher.glob("targets-train-articles-4-*.npz")  # cached for the next student
     with np.load(cache) as npz:
         si = npz["article1001/si"]
     assert si.shape == (len(ARTICLES["1001"]), 3)
@@ -115,9 +114,46 @@ def test_student_trains_from_a_teacher_on_unlabeled_texts(
     # the training articles themselves as the teacher's texts (soft targets beside the gold)
     train("student2", f'teacher = "{teacher}"\nunlabeled = "ptc:train"\n')
     n_train = len((tiny_corpus / "splits" / "train.txt").read_text().split())
-    with np.load(teacher / f"targets-ptc-train-{n_train}.npz") as npz:
+    (ptc_cache,) = teacher.glob(f"targets-ptc-train-{n_train}-*.npz")
+    with np.load(ptc_cache) as npz:
         ids = {k.split("/")[0] for k in npz.files}
     assert ids == set((tiny_corpus / "splits" / "train.txt").read_text().split())
+
+
+def test_teacher_cache_is_keyed_by_the_texts(tiny_encoder: Path, tmp_path: Path) -> None:
+    from unspin.train.distill import cached_teacher_targets
+
+    teacher = tmp_path / "teacher"  # a stand-in: only its config and network file are hashed
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}", encoding="utf-8")
+    (teacher / "model.onnx").write_bytes(b"net")
+    calls: list[dict[str, str]] = []
+
+    def fake(folder: object, texts: dict[str, str], **_: object) -> dict:
+        calls.append(texts)
+        return {
+            a: (np.zeros((len(t), 3), np.float32), np.zeros((len(t), 14))) for a, t in texts.items()
+        }
+
+    import unspin.train.distill as distill
+
+    real, distill.teacher_targets = distill.teacher_targets, fake  # type: ignore[assignment]
+    try:
+        first = {"1": "They are thugs.", "2": "Plain news."}
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        assert len(calls) == 1  # the second call read the cache
+        edited = {"1": "They are thugs and worse.", "2": "Plain news."}
+        out = cached_teacher_targets(teacher, edited, "src", log=lambda _: None)
+        assert len(calls) == 2 and out["1"][0].shape[0] == len(edited["1"])
+        other = {"7": "Other ids.", "8": "Same count."}
+        cached_teacher_targets(teacher, other, "src", log=lambda _: None)  # no KeyError
+        assert len(calls) == 3
+        (teacher / "model.onnx").write_bytes(b"retrained")  # a new teacher: new targets
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        assert len(calls) == 4
+    finally:
+        distill.teacher_targets = real  # type: ignore[assignment]
 
 
 def test_a_shipped_teacher_caches_outside_the_package(

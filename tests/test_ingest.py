@@ -39,7 +39,7 @@ def test_plain_text_kept_exactly(tmp_path: Path) -> None:
     assert doc.source == str(path)
 
 
-@pytest.mark.parametrize("brk", ["\r\n", "\r", "\u2029"])
+@pytest.mark.parametrize("brk", ["\r\n", "\r", "\x0c", "\u2029"])
 def test_title_guess_with_any_line_break(brk: str, tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
     text = f"A Title{brk}{brk}First line.{brk}"

@@ -142,6 +142,23 @@ def test_output_dash_is_stdout_and_links_are_written_through(
     result = run(["analyze", "examples/article.txt", "-o", str(link)])
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and target.read_text("utf-8") == piped.stdout
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop.name)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "to-folder.json").symlink_to("folder")
+    for out, message in [
+        (loop, f"cannot write {loop}: it is a symbolic link loop"),
+        (
+            tmp_path / "to-folder.json",
+            f"cannot write {tmp_path / 'to-folder.json'}: it is a folder",
+        ),
+        (Path("."), "cannot write .: it is a folder"),
+    ]:
+        result = run(["analyze", "examples/article.txt", "-o", str(out)])
+        assert result.exit_code == 1 and result.stderr.startswith(f"Error: {message}"), (
+            result.stderr
+        )
+    assert loop.is_symlink()
 
 
 def test_output_file_unknown_extension_refused(fake_model: None, tmp_path: Path) -> None:

@@ -103,16 +103,22 @@ def test_predict_cli_checks_the_output_before_running(tiny_corpus: Path, tmp_pat
 
 
 def test_predict_cli_writes_to_stdout_with_dash(
-    trained: Path, tiny_corpus: Path, tmp_path: Path
+    trained: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     articles = str(tiny_corpus / "train-articles")
     out = tmp_path / "si.labels"
     args = ["predict", articles, "--task", "si", "--model", str(trained)]
     assert runner.invoke(app, [*args, "-o", str(out)]).exit_code == 0
-    result = runner.invoke(app, [*args, "-o", "-"])
+    result = runner.invoke(app, [*args, "-o", "-", "--threshold", "0"])
     assert result.exit_code == 0, result.output
+    assert result.stdout and "to standard output" in result.stderr
+    runner.invoke(app, [*args, "-o", str(out), "--threshold", "0"])
     assert result.stdout == out.read_text("utf-8")
-    assert "to standard output" in result.stderr
+    named = tmp_path / "-"  # a file called "-" is still reachable as ./-
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [*args, "-o", "./-", "--threshold", "0"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert named.read_text("utf-8") == out.read_text("utf-8")
 
 
 def test_predict_tc_fills_the_template_in_order(

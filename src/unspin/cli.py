@@ -109,20 +109,25 @@ def predict(
     ],
     task: Annotated[str, typer.Option("--task", help="si, joint or tc", metavar="TASK")] = "joint",
     output: Annotated[
-        Path,
+        str,  # not Path: Path("./-") would read as "-" (standard output)
         typer.Option(
             "-o",
             "--output",
             help="Where to write the labels ('-': standard output).",
             metavar="FILE",
         ),
-    ] = Path("predictions.labels"),
+    ] = "predictions.labels",
     template: Annotated[
         Path | None,
         typer.Option("--template", help="TC only: rows to label (technique '?').", metavar="FILE"),
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="A model from `unspin models`.", metavar="NAME")
+        str,
+        typer.Option(
+            "--model",
+            help="A model from `unspin models` (default: the one marked default there).",
+            metavar="NAME",
+        ),
     ] = "default",
     threshold: Annotated[
         float | None,
@@ -153,7 +158,7 @@ def predict(
     except UnspinError as err:
         _fail(err)
         return
-    where = "standard output" if str(output) == "-" else output
+    where = "standard output" if output == "-" else output
     typer.echo(f"wrote {n} row{'s' if n != 1 else ''} to {where}", err=True)
 
 
@@ -251,7 +256,7 @@ def analyze(
         ),
     ] = None,
     output: Annotated[
-        Path | None,
+        str | None,  # not Path: Path("./-") would read as "-" (standard output)
         typer.Option(
             "-o",
             "--output",
@@ -267,7 +272,12 @@ def analyze(
         bool, typer.Option("--no-color", help="No colours in terminal output (or NO_COLOR=1).")
     ] = False,
     model: Annotated[
-        str, typer.Option("--model", help="A model from `unspin models`.", metavar="NAME")
+        str,
+        typer.Option(
+            "--model",
+            help="A model from `unspin models` (default: the one marked default there).",
+            metavar="NAME",
+        ),
     ] = "default",
 ) -> None:
     """Show how articles try to persuade: techniques, where, how sure, aimed at whom.
@@ -289,13 +299,13 @@ def analyze(
     from unspin.ingest import load
     from unspin.report import choose_format, render
 
-    if output is not None and str(output) == "-":
+    if output == "-":
         output = None  # standard output, as without -o
     try:
         tty = sys.stdout.isatty()
-        fmt_name = choose_format(fmt, output, tty)
         if output is not None:
             check_output(output)  # before the articles are read and analysed
+        fmt_name = choose_format(fmt, None if output is None else Path(output), tty)
         if inputs.count("-") > 1:
             raise InputError("stdin (-) can be read only once")
         docs = [load(source) for source in inputs]

@@ -266,10 +266,10 @@ def write_labels(path: str | os.PathLike[str], labels: Iterable[Label], task: Ta
     """Write ``labels`` as one tab-separated file, atomically (temp file + rename); the folder
     must exist.
 
-    For ``tc``/``joint`` a label without technique is written as ``?`` (a TC template).
+    For ``tc``/``joint`` a label without technique is written as ``?`` (a TC template). The
+    string ``"-"`` writes to standard output.
     """
     _check_task(task)
-    path = Path(path)
     rows = []
     for label in labels:
         if task == "si":

@@ -21,6 +21,7 @@ __all__ = [
     "repetition_features",
     "span_token_range",
     "only_function_words",
+    "is_blank",
 ]
 
 
@@ -41,9 +42,13 @@ def stitch(windows: list[Window], outputs: list[np.ndarray], n_tokens: int) -> n
     return (acc / np.maximum(wsum, 1e-9)).astype(np.float32)
 
 
+_IN_WORD = frozenset({"Mn", "Mc", "Me", "Cf"})
+
+
 def _is_word(ch: str) -> bool:
     # combining marks belong to their letter: "e\u0301" (an accent stored apart) is one letter
-    return ch.isalnum() or ch in "'’-" or unicodedata.category(ch)[0] == "M"
+    # and so do invisible format characters inside one (a soft hyphen, a zero-width joiner)
+    return ch.isalnum() or ch in "'’-" or unicodedata.category(ch) in _IN_WORD
 
 
 def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -168,11 +173,9 @@ def _merge_overlaps(spans: list[tuple[int, int, float]]) -> list[tuple[int, int,
     return merged
 
 
-# a paragraph break: two line breaks (any of str.splitlines' kinds; CRLF counts as one) with
-# only blanks between them, or a paragraph separator
-_NL = r"(?:\r\n|\r(?!\n)|[\n\v\f\x1c-\x1e\x85\u2028])"
-_BLANK = r"(?:[^\S\n\r\v\f\x1c-\x1e\x85\u2028\u2029]|[\u200b-\u200d\u2060\ufeff])"
-_BREAK = re.compile(rf"{_NL}{_BLANK}*{_NL}|\u2029")
+# a line break of any of str.splitlines' kinds (CRLF counts as one); a paragraph break is two
+# of them with only blanks (is_blank) between, or a paragraph separator (U+2029)
+_NL = re.compile(r"\r\n|\r(?!\n)|[\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _LEAD = ",.;:)]}"
 _TRAIL = ",;:([{"
 
@@ -209,25 +212,43 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     """Drop stray punctuation and whitespace at a span's edges."""
-    while s < e and (text[s] in _LEAD or _blank(text[s])):
+    while s < e and (text[s] in _LEAD or is_blank(text[s])):
         s += 1
-    while e > s and (text[e - 1] in _TRAIL or _blank(text[e - 1])):
+    while e > s and (text[e - 1] in _TRAIL or is_blank(text[e - 1])):
         e -= 1
     return s, e
 
 
-def _blank(ch: str) -> bool:
+def is_blank(ch: str) -> bool:
     """Whitespace of any kind, or an invisible format character (zero-width space, BOM)."""
     return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
+def _paragraph_breaks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph break inside text[start:end]."""
+    out: list[tuple[int, int]] = []
+    prev: re.Match[str] | None = None
+    for m in _NL.finditer(text, start, end):
+        if m.group() == "\u2029":
+            out.append((m.start(), m.end()))
+            prev = None
+            continue
+        if prev is not None and all(is_blank(c) for c in text[prev.end() : m.start()]):
+            if out and out[-1][1] >= prev.start():  # a run of blank lines is one break
+                out[-1] = (out[-1][0], m.end())
+            else:
+                out.append((prev.start(), m.end()))
+        prev = m
+    return out
 
 
 def split_paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Cut a span at blank lines (a title or paragraph break) and trim stray punctuation and
     whitespace at its edges."""
     pieces, pos = [], start
-    for m in _BREAK.finditer(text, start, end):
-        pieces.append((pos, m.start()))
-        pos = m.end()
+    for b_start, b_end in _paragraph_breaks(text, start, end):
+        pieces.append((pos, b_start))
+        pos = b_end
     pieces.append((pos, end))
     return [t for t in (_trim(text, s, e) for s, e in pieces) if t[1] > t[0]]
 

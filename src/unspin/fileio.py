@@ -18,18 +18,25 @@ STDOUT = "-"
 
 def check_output(path: str | os.PathLike[str]) -> Path:
     """Fail early, before a long run, when ``path`` cannot be written: its folder must exist
-    and be writable, and ``path`` must not be a folder. ``-`` is standard output. A symbolic
-    link is written through, to the file it points at."""
-    if str(path) == STDOUT:
+    and be writable, and ``path`` must not be a folder. The string ``"-"`` is standard output
+    (a ``Path("-")`` is a file of that name). A symbolic link is written through, to the file
+    it points at."""
+    if isinstance(path, str) and path == STDOUT:  # the string "-" only: Path("./-") is a file
         return Path(STDOUT)
-    path = Path(path)
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
+    given = Path(path)
+    if given.is_dir():
+        raise InputError(f"cannot write {given}: it is a folder; give a file name")
+    path = given
+    if given.is_symlink():
+        try:
+            path = Path(os.path.realpath(given, strict=True))
+        except FileNotFoundError:  # a dangling link: create the file it names
+            path = Path(os.path.realpath(given))
+        except OSError:
+            raise InputError(f"cannot write {given}: it is a symbolic link loop") from None
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first")
-    if path.is_dir():
-        raise InputError(f"cannot write {path}: it is a folder; give a file name")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: no permission to write in {folder}")
     return path
@@ -57,9 +64,11 @@ def _mode_for(path: Path) -> int:
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``: readers see
     the old file or the whole new one, never a part. The file gets the usual permissions
-    (0666 less the umask), not the temporary file's 0600. ``-`` writes to standard output."""
+    (0666 less the umask), not the temporary file's 0600. The string ``"-"`` writes to
+    standard output."""
+    to_stdout = isinstance(path, str) and path == STDOUT
     path = check_output(path)
-    if str(path) == STDOUT:
+    if to_stdout:
         sys.stdout.write(text)
         sys.stdout.flush()
         return

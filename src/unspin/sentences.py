@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from unspin.decode import is_blank
+
 __all__ = [
     "find_quotes",
     "inside_share",
@@ -81,12 +83,12 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _add_range(out: list[tuple[int, int]], line: str, base: int, start: int, end: int) -> None:
-    chunk = line[start:end]
-    stripped = chunk.strip()
-    if not stripped:
-        return
-    lead = len(chunk) - len(chunk.lstrip())
-    out.append((base + start + lead, base + start + lead + len(stripped)))
+    while start < end and is_blank(line[start]):
+        start += 1
+    while end > start and is_blank(line[end - 1]):
+        end -= 1
+    if end > start:
+        out.append((base + start, base + end))
 
 
 # --------------------------------------------------------------------------- quotations

@@ -284,12 +284,16 @@ class Tagger:
             pairs = zip(self.members, out.members, strict=True)
             probs = self._average([m.classify_outputs(o, todo) for m, o in pairs])
             out.span_cache.update(zip(todo, probs, strict=True))
+        elif todo and not out.windows and self.config.get("tc_prior"):
+            # no tokens (a blank text): nothing to read; the training labels' shares
+            prior = np.asarray(self.config["tc_prior"], np.float32)
+            out.span_cache.update((sp, prior) for sp in todo)
         elif todo:  # decoding is re-run many times on the same outputs while tuning
             assert self._mlp is not None
             w1t, w2t = self._mlp
             if out.windows:
                 x = np.stack([span_vector(out, s, e) for s, e in todo])
-            else:  # no tokens (blank text): the classifier's answer to an all-zero input
+            else:  # a blank text and no recorded prior: the answer to an all-zero input
                 x = np.zeros((len(todo), w1t.shape[0]), np.float32)
             h = _gelu(x @ w1t + self.head["b1"])
             logits = h @ w2t + self.head["b2"]

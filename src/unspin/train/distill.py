@@ -7,6 +7,7 @@ first spread over characters, then averaged over each student token's characters
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from unspin.train.data import IGNORE, Example
 __all__ = [
     "CharTargets",
     "build_soft_examples",
+    "cached_teacher_targets",
     "char_targets",
     "load_unlabeled",
     "teacher_cache_dir",
@@ -94,6 +96,62 @@ def teacher_targets(
 ) -> dict[str, CharTargets]:
     """Run the teacher over every text; token probabilities spread over their characters."""
     return char_targets(_teacher(Path(folder), threads), texts, log=log)
+
+
+def _digest(teacher: str | Path, texts: dict[str, str]) -> str:
+    """A key for the teacher's outputs on these texts: its config and network file, and every
+    article id and text (a retrained teacher or an edited corpus gets new targets)."""
+    folder = _teacher_folder(teacher)
+    h = hashlib.sha1()
+    for name in ("config.json", "model.fp32.onnx", "model.onnx"):
+        if (folder / name).is_file():
+            h.update(name.encode() + (folder / name).read_bytes())
+            if name == "model.fp32.onnx":
+                break  # the teacher runs this file when it exists (see _teacher)
+    for aid, text in texts.items():
+        h.update(f"\0{aid}\0{text}".encode())
+    return h.hexdigest()[:12]
+
+
+def _legacy_cache(cache_dir: Path, source: str, texts: dict[str, str]) -> Path | None:
+    """A cache from before the digest was part of its name (``targets-SOURCE-N.npz``), when it
+    holds every article at its current length."""
+    for path in sorted(cache_dir.glob(f"targets-{source}-*.npz")):
+        if not path.stem.rsplit("-", 1)[1].isdigit():
+            continue
+        with np.load(path) as npz:
+            names = set(npz.files)
+            if all(
+                f"{aid}/si" in names and npz[f"{aid}/si"].shape[0] == len(text)
+                for aid, text in texts.items()
+            ):
+                return path
+    return None
+
+
+def cached_teacher_targets(
+    teacher: str | Path,
+    texts: dict[str, str],
+    source: str,
+    *,
+    threads: int = 2,
+    log: Any = print,
+) -> dict[str, CharTargets]:
+    """``teacher_targets``, cached in ``teacher_cache_dir(teacher)`` under a name that holds a
+    digest of the teacher and the texts: the teacher's outputs do not change between students."""
+    cache_dir = teacher_cache_dir(teacher)
+    cache = cache_dir / f"targets-{source}-{len(texts)}-{_digest(teacher, texts)}.npz"
+    found = cache if cache.is_file() else _legacy_cache(cache_dir, source, texts)
+    if found is not None:
+        log(f"teacher targets from {found}")
+        with np.load(found) as npz:
+            return {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
+    targets = teacher_targets(teacher, texts, threads=threads, log=log)
+    arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
+    arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+    return targets
 
 
 def char_targets(

@@ -97,12 +97,7 @@ def _window_args(cfg: dict[str, Any], infer_cfg: dict[str, Any]) -> dict[str, in
 def _soft_examples(
     cfg: dict[str, Any], corpus: Path, tok: Any, infer_cfg: dict[str, Any]
 ) -> list[Example]:
-    from unspin.train.distill import (
-        build_soft_examples,
-        load_unlabeled,
-        teacher_cache_dir,
-        teacher_targets,
-    )
+    from unspin.train.distill import build_soft_examples, cached_teacher_targets, load_unlabeled
 
     if cfg["unlabeled"] == PTC_TRAIN:  # the training articles themselves, labelled by the teacher
         texts, _ = _load(corpus, load_split(corpus, "train"))
@@ -116,21 +111,9 @@ def _soft_examples(
         texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
         source, where = folder.name, str(folder)
     _log(f"teacher {cfg['teacher']} labels {len(texts)} articles from {where}")
-    cache_dir = teacher_cache_dir(cfg["teacher"])
-    cache = cache_dir / f"targets-{source}-{len(texts)}.npz"
-    # the teacher's outputs do not change between students: reuse any cache that covers these
-    # articles (one made for more of them included)
-    found = sorted(cache_dir.glob(f"targets-{source}-*.npz"))
-    covering = [p for p in found if int(p.stem.rsplit("-", 1)[1]) >= len(texts)]
-    if covering:
-        with np.load(covering[0]) as npz:
-            targets = {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
-    else:
-        targets = teacher_targets(cfg["teacher"], texts, threads=int(cfg["threads"]), log=_log)
-        arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
-        arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+    targets = cached_teacher_targets(
+        cfg["teacher"], texts, source, threads=int(cfg["threads"]), log=_log
+    )
     soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
     return soft
@@ -258,7 +241,19 @@ def _token_id(tok: Any, *names: str) -> int:
     raise ValueError(f"tokenizer has none of {names}")
 
 
-def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
+def technique_prior(gold: dict[str, list[tuple[int, int, str]]]) -> list[float]:
+    """Each technique's share of the gold rows: the span classifier's answer for a span with
+    no tokens to read (a blank article)."""
+    counts = np.zeros(len(TECHNIQUES))
+    for rows in gold.values():
+        for _, _, t in rows:
+            counts[TECHNIQUES.index(t)] += 1
+    return [round(float(c), 4) for c in counts / max(counts.sum(), 1.0)]
+
+
+def _infer_config(
+    cfg: dict[str, Any], tok: Any, tr_gold: dict[str, list[tuple[int, int, str]]]
+) -> dict[str, Any]:
     """What inference needs to know about the model (saved as config.json beside it)."""
     return {
         "name": cfg["name"],
@@ -274,6 +269,7 @@ def _infer_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
         "techniques": list(TECHNIQUES),
         # cut decoded spans where a sentence ends inside them (neutral on val F1, +-0.2)
         "split_sentences": True,
+        "tc_prior": technique_prior(tr_gold),
     }
 
 
@@ -294,8 +290,6 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     enc_dir = resolve_encoder(cfg["encoder"])
     tok = load_tokenizer(enc_dir / "tokenizer.json")
-    infer_cfg = _infer_config(cfg, tok)
-    pad_id = infer_cfg["pad_id"]
     train_ids, val_ids = load_split(corpus, "train"), load_split(corpus, "val")
     if cfg["max_train_articles"]:
         train_ids = train_ids[: cfg["max_train_articles"]]
@@ -303,6 +297,8 @@ def train(
         val_ids = val_ids[: cfg["max_val_articles"]]
     tr_texts, tr_gold = _load(corpus, train_ids)
     va_texts, va_gold = _load(corpus, val_ids)
+    infer_cfg = _infer_config(cfg, tok, tr_gold)
+    pad_id = infer_cfg["pad_id"]
     examples = build_examples(tr_texts, tr_gold, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(train_ids)} train / {len(val_ids)} val articles, {len(examples)} windows")
     if cfg["teacher"]:
@@ -420,7 +416,10 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     if cfg["max_val_articles"]:
         val_ids = val_ids[: cfg["max_val_articles"]]
     va_texts, va_gold = _load(corpus, val_ids)
-    infer_cfg = _infer_config(cfg, tok)
+    train_ids = load_split(corpus, "train")
+    if cfg["max_train_articles"]:
+        train_ids = train_ids[: cfg["max_train_articles"]]
+    infer_cfg = _infer_config(cfg, tok, _load(corpus, train_ids)[1])
     tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays())
     outs = _outputs(tagger, va_texts)
     tuned, calib, ev = fit_decoding(tagger, outs, va_gold)
