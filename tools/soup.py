@@ -44,7 +44,10 @@ def main() -> None:
     config = dict(meta["config"], name=args.out.name, soup=[str(r) for r in args.runs])
     report = {"config": config, "history": [], "train_minutes": 0.0}
     (args.out / "train_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    finalize(args.out, args.corpus or default_corpus_dir())
+    corpus = args.corpus or default_corpus_dir()
+    if corpus is None:
+        raise SystemExit("no corpus: pass --corpus PATH (the PTC folder)")
+    finalize(args.out, corpus)
 
 
 if __name__ == "__main__":
