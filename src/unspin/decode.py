@@ -12,6 +12,7 @@ import unicodedata
 import numpy as np
 
 from unspin.segment import Encoded, Window
+from unspin.text import LINE_BREAK, is_blank
 
 __all__ = [
     "stitch",
@@ -21,7 +22,6 @@ __all__ = [
     "repetition_features",
     "span_token_range",
     "only_function_words",
-    "is_blank",
 ]
 
 
@@ -173,9 +173,6 @@ def _merge_overlaps(spans: list[tuple[int, int, float]]) -> list[tuple[int, int,
     return merged
 
 
-# a line break of any of str.splitlines' kinds (CRLF counts as one); a paragraph break is two
-# of them with only blanks (is_blank) between, or a paragraph separator (U+2029)
-_NL = re.compile(r"\r\n|\r(?!\n)|[\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _LEAD = ",.;:)]}"
 _TRAIL = ",;:([{"
 
@@ -219,16 +216,12 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def is_blank(ch: str) -> bool:
-    """Whitespace of any kind, or an invisible format character (zero-width space, BOM)."""
-    return ch.isspace() or unicodedata.category(ch) == "Cf"
-
-
 def _paragraph_breaks(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """(start, end) of each paragraph break inside text[start:end]."""
+    """(start, end) of each paragraph break inside text[start:end]: two line breaks with only
+    blanks between them, or a paragraph separator (U+2029)."""
     out: list[tuple[int, int]] = []
     prev: re.Match[str] | None = None
-    for m in _NL.finditer(text, start, end):
+    for m in LINE_BREAK.finditer(text, start, end):
         if m.group() == "\u2029":
             out.append((m.start(), m.end()))
             prev = None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from unspin.errors import InputError
+from unspin.text import LINE_BREAK
 
 __all__ = [
     "MAX_BYTES",
@@ -113,7 +114,7 @@ def _looks_like_html(data: bytes) -> bool:
 def _first_line_title(text: str) -> str | None:
     """A title guess for plain text: a short first line followed by a blank line."""
     text = text.lstrip("\ufeff").replace("\u2029", "\n\n")  # a paragraph separator
-    lines = re.split(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028]", text, maxsplit=2)
+    lines = LINE_BREAK.split(text, maxsplit=2)
     if len(lines) == 3 and lines[1].strip() == "" and lines[2].strip():
         first = lines[0].strip()
         if 0 < len(first) <= 200:

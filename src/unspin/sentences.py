@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from unspin.decode import is_blank
+from unspin.text import is_blank, lines
 
 __all__ = [
     "find_quotes",
@@ -41,20 +41,6 @@ def _is_abbreviation(line: str, dot: int) -> bool:
     return len(word) == 1 and line[dot - 1].isupper()  # an initial: "J. Smith"
 
 
-# every kind of line break that str.splitlines() knows (CR alone too; CRLF gives an empty line)
-_LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-
-
-def _lines(text: str) -> list[tuple[int, str]]:
-    """(offset, line) for each line of ``text``, split at any line break."""
-    out, pos = [], 0
-    for m in _LINE_BREAK.finditer(text):
-        out.append((pos, text[pos : m.start()]))
-        pos = m.end()
-    out.append((pos, text[pos:]))
-    return out
-
-
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Split ``text`` into sentence ranges ``(start, end)``, whitespace trimmed.
 
@@ -63,7 +49,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     an upper-case letter, digit or opening quote - except after common abbreviations.
     """
     out: list[tuple[int, int]] = []
-    for base, line in _lines(text):
+    for base, line in lines(text):
         start = 0
         for m in _SENT_END.finditer(line):
             end = m.end()
@@ -106,7 +92,7 @@ def find_quotes(text: str) -> list[tuple[int, int]]:
     multi-paragraph quotes do in news style.
     """
     out: list[tuple[int, int]] = []
-    for base, line in _lines(text):
+    for base, line in lines(text):
         closers: str | None = None
         opened = 0
         for i, ch in enumerate(line):
