@@ -104,6 +104,9 @@ def test_combining_marks_belong_to_their_word() -> None:
     assert snap_to_words(text, end - 3, end - 1)[1] == end  # not cut before a final mark
     soft = "the propa\u00adganda war"  # a soft hyphen (scraped HTML) is inside its word
     assert soft[slice(*snap_to_words(soft, 4, 6))] == "propa\u00adganda"
+    for sep in ("\u200b", "\u2060", "\ufeff", "\u200e"):  # these separate words
+        text = f"thugs{sep}who lie"
+        assert snap_to_words(text, 0, 5) == (0, 5), repr(sep)
     word = "handed\u0301"
     text = f"a {word} b"
     assert text[slice(*snap_to_words(text, 2, 2 + len(word) - 1))] == word

@@ -4,6 +4,7 @@ and a student trained end to end from a tiny teacher on unlabeled texts."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,28 @@ def test_teacher_cache_is_keyed_by_the_texts(tiny_encoder: Path, tmp_path: Path)
         (teacher / "model.onnx").write_bytes(b"retrained")  # a new teacher: new targets
         cached_teacher_targets(teacher, first, "src", log=lambda _: None)
         assert len(calls) == 4
+        # an unreadable cache (a write cut short) is made again, not a crash
+        for p in teacher.glob("targets-src-2-*.npz"):
+            p.write_bytes(b"PK\x03\x04 cut short")
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        assert len(calls) == 5
+        # an old-style cache (no digest in its name) is used when it is newer than the teacher
+        # and holds every article, and renamed to the digest name; else ignored
+        for p in teacher.glob("targets-*.npz"):
+            p.unlink()
+        legacy = teacher / "targets-src-2.npz"
+        arrays = {f"{a}/si": np.zeros((len(t), 3)) for a, t in first.items()}
+        arrays.update({f"{a}/tech": np.zeros((len(t), 14)) for a, t in first.items()})
+        np.savez_compressed(legacy, **arrays)
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        assert len(calls) == 5 and not legacy.exists()
+        assert len(list(teacher.glob("targets-src-2-*.npz"))) == 1
+        for p in teacher.glob("targets-*.npz"):
+            p.unlink()
+        np.savez_compressed(legacy, **arrays)
+        os.utime(legacy, (1, 1))  # older than the teacher's files: maybe another teacher's
+        cached_teacher_targets(teacher, first, "src", log=lambda _: None)
+        assert len(calls) == 6
     finally:
         distill.teacher_targets = real  # type: ignore[assignment]
 

@@ -39,6 +39,14 @@ def test_plain_text_kept_exactly(tmp_path: Path) -> None:
     assert doc.source == str(path)
 
 
+def test_title_guess_ignores_invisible_characters() -> None:
+    from unspin.ingest import _first_line_title
+
+    assert _first_line_title("Title\n\u200b\nBody") == "Title"
+    assert _first_line_title("\u200bTitle \n\nBody") == "Title"
+    assert _first_line_title("One line\nBody") is None
+
+
 @pytest.mark.parametrize("brk", ["\r\n", "\r", "\x0c", "\u2029"])
 def test_title_guess_with_any_line_break(brk: str, tmp_path: Path) -> None:
     path = tmp_path / "t.txt"

@@ -144,6 +144,8 @@ def test_output_dash_is_stdout_and_links_are_written_through(
     assert link.is_symlink() and target.read_text("utf-8") == piped.stdout
     loop = tmp_path / "loop.json"
     loop.symlink_to(loop.name)
+    (tmp_path / "plain.txt").write_text("x", encoding="utf-8")
+    (tmp_path / "through-file.json").symlink_to("plain.txt/out.json")  # not a loop
     (tmp_path / "folder").mkdir()
     (tmp_path / "to-folder.json").symlink_to("folder")
     for out, message in [
@@ -153,11 +155,13 @@ def test_output_dash_is_stdout_and_links_are_written_through(
             f"cannot write {tmp_path / 'to-folder.json'}: it is a folder",
         ),
         (Path("."), "cannot write .: it is a folder"),
+        (tmp_path / "through-file.json", f"cannot write {tmp_path / 'through-file.json'}: "),
     ]:
         result = run(["analyze", "examples/article.txt", "-o", str(out)])
         assert result.exit_code == 1 and result.stderr.startswith(f"Error: {message}"), (
             result.stderr
         )
+        assert out == loop or "loop" not in result.stderr
     assert loop.is_symlink()
 
 

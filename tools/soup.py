@@ -28,15 +28,21 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--corpus", type=Path, default=None)
     args = ap.parse_args()
+    corpus = args.corpus or default_corpus_dir()
+    if corpus is None:
+        raise SystemExit("no corpus: pass --corpus PATH (the PTC folder)")
     states = [torch.load(r / "network.pt", map_location="cpu") for r in args.runs]
-    keys = set(states[0])
-    if any(set(s) != keys for s in states):
-        raise SystemExit("the runs are not the same network (different weights)")
+    first = states[0]
+    for run, state in zip(args.runs[1:], states[1:], strict=True):
+        if set(state) != set(first) or any(state[k].shape != first[k].shape for k in first):
+            raise SystemExit(f"{run} is not the same network as {args.runs[0]}")
+    # floating-point weights are averaged in fp32 and stored in the first run's dtype; integer
+    # buffers (position ids) are the first run's
     avg = {
-        k: (sum(s[k].float() for s in states) / len(states)).to(states[0][k].dtype)
-        if states[0][k].is_floating_point()
-        else states[0][k]
-        for k in states[0]
+        k: (sum(s[k].float() for s in states) / len(states)).to(first[k].dtype)
+        if first[k].is_floating_point()
+        else first[k]
+        for k in first
     }
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(avg, args.out / "network.pt")
@@ -44,9 +50,6 @@ def main() -> None:
     config = dict(meta["config"], name=args.out.name, soup=[str(r) for r in args.runs])
     report = {"config": config, "history": [], "train_minutes": 0.0}
     (args.out / "train_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    corpus = args.corpus or default_corpus_dir()
-    if corpus is None:
-        raise SystemExit("no corpus: pass --corpus PATH (the PTC folder)")
     finalize(args.out, corpus)
 
 

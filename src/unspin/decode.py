@@ -42,13 +42,15 @@ def stitch(windows: list[Window], outputs: list[np.ndarray], n_tokens: int) -> n
     return (acc / np.maximum(wsum, 1e-9)).astype(np.float32)
 
 
-_IN_WORD = frozenset({"Mn", "Mc", "Me", "Cf"})
+_MARKS = frozenset({"Mn", "Mc", "Me"})
+_JOINERS = "\u00ad\u200c\u200d"  # soft hyphen, zero-width non-joiner and joiner: inside words
 
 
 def _is_word(ch: str) -> bool:
     # combining marks belong to their letter: "e\u0301" (an accent stored apart) is one letter
-    # and so do invisible format characters inside one (a soft hyphen, a zero-width joiner)
-    return ch.isalnum() or ch in "'’-" or unicodedata.category(ch) in _IN_WORD
+    # and so do the invisible characters that sit inside a word (a soft hyphen, ZWJ, ZWNJ);
+    # a zero-width space, by contrast, separates words
+    return ch.isalnum() or ch in "'’-" or ch in _JOINERS or unicodedata.category(ch) in _MARKS
 
 
 def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:

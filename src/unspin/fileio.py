@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -32,8 +33,9 @@ def check_output(path: str | os.PathLike[str]) -> Path:
             path = Path(os.path.realpath(given, strict=True))
         except FileNotFoundError:  # a dangling link: create the file it names
             path = Path(os.path.realpath(given))
-        except OSError:
-            raise InputError(f"cannot write {given}: it is a symbolic link loop") from None
+        except OSError as err:
+            why = "it is a symbolic link loop" if err.errno == errno.ELOOP else err.strerror
+            raise InputError(f"cannot write {given}: {why}") from None
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first")

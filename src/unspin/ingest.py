@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from unspin.errors import InputError
-from unspin.text import LINE_BREAK
+from unspin.text import LINE_BREAK, blank_trimmed
 
 __all__ = [
     "MAX_BYTES",
@@ -113,12 +113,11 @@ def _looks_like_html(data: bytes) -> bool:
 
 def _first_line_title(text: str) -> str | None:
     """A title guess for plain text: a short first line followed by a blank line."""
-    text = text.lstrip("\ufeff").replace("\u2029", "\n\n")  # a paragraph separator
-    lines = LINE_BREAK.split(text, maxsplit=2)
-    if len(lines) == 3 and lines[1].strip() == "" and lines[2].strip():
-        first = lines[0].strip()
-        if 0 < len(first) <= 200:
-            return first
+    text = text.replace("\u2029", "\n\n")  # a paragraph separator
+    lines = [line[slice(*blank_trimmed(line))] for line in LINE_BREAK.split(text, maxsplit=2)]
+    if len(lines) == 3 and lines[1] == "" and lines[2]:
+        if 0 < len(lines[0]) <= 200:
+            return lines[0]
     return None
 
 

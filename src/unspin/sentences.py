@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from unspin.text import is_blank, lines
+from unspin.text import blank_trimmed, lines
 
 __all__ = [
     "find_quotes",
@@ -69,10 +69,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _add_range(out: list[tuple[int, int]], line: str, base: int, start: int, end: int) -> None:
-    while start < end and is_blank(line[start]):
-        start += 1
-    while end > start and is_blank(line[end - 1]):
-        end -= 1
+    start, end = blank_trimmed(line, start, end)
     if end > start:
         out.append((base + start, base + end))
 

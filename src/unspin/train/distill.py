@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,15 @@ def teacher_targets(
     return char_targets(_teacher(Path(folder), threads), texts, log=log)
 
 
+_TEACHER_FILES = ("config.json", "model.fp32.onnx", "model.onnx")
+
+
 def _digest(teacher: str | Path, texts: dict[str, str]) -> str:
     """A key for the teacher's outputs on these texts: its config and network file, and every
     article id and text (a retrained teacher or an edited corpus gets new targets)."""
     folder = _teacher_folder(teacher)
     h = hashlib.sha1()
-    for name in ("config.json", "model.fp32.onnx", "model.onnx"):
+    for name in _TEACHER_FILES:
         if (folder / name).is_file():
             h.update(name.encode() + (folder / name).read_bytes())
             if name == "model.fp32.onnx":
@@ -113,20 +117,42 @@ def _digest(teacher: str | Path, texts: dict[str, str]) -> str:
     return h.hexdigest()[:12]
 
 
-def _legacy_cache(cache_dir: Path, source: str, texts: dict[str, str]) -> Path | None:
+def _legacy_cache(
+    cache_dir: Path, source: str, texts: dict[str, str], teacher: str | Path
+) -> Path | None:
     """A cache from before the digest was part of its name (``targets-SOURCE-N.npz``), when it
-    holds every article at its current length."""
+    holds both arrays of every article at its current length and is newer than the teacher's
+    files (an older one may come from a teacher since retrained)."""
+    folder = _teacher_folder(teacher)
+    teacher_time = max(
+        ((folder / n).stat().st_mtime for n in _TEACHER_FILES if (folder / n).is_file()),
+        default=0.0,
+    )
     for path in sorted(cache_dir.glob(f"targets-{source}-*.npz")):
-        if not path.stem.rsplit("-", 1)[1].isdigit():
+        if not path.stem.rsplit("-", 1)[1].isdigit() or path.stat().st_mtime < teacher_time:
             continue
-        with np.load(path) as npz:
-            names = set(npz.files)
-            if all(
-                f"{aid}/si" in names and npz[f"{aid}/si"].shape[0] == len(text)
-                for aid, text in texts.items()
-            ):
-                return path
+        try:
+            with np.load(path) as npz:
+                names = set(npz.files)
+                if all(
+                    f"{aid}/si" in names
+                    and f"{aid}/tech" in names
+                    and npz[f"{aid}/si"].shape[0] == len(text)
+                    for aid, text in texts.items()
+                ):
+                    return path
+        except (OSError, ValueError, zipfile.BadZipFile):
+            continue
     return None
+
+
+def _read_cache(path: Path, texts: dict[str, str]) -> dict[str, CharTargets] | None:
+    """The cached targets of ``texts``, or None when the file is unreadable or incomplete."""
+    try:
+        with np.load(path) as npz:
+            return {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def cached_teacher_targets(
@@ -138,19 +164,28 @@ def cached_teacher_targets(
     log: Any = print,
 ) -> dict[str, CharTargets]:
     """``teacher_targets``, cached in ``teacher_cache_dir(teacher)`` under a name that holds a
-    digest of the teacher and the texts: the teacher's outputs do not change between students."""
+    digest of the teacher and the texts: the teacher's outputs do not change between students.
+    An unreadable cache is made again; an old-style one is renamed to the digest name."""
     cache_dir = teacher_cache_dir(teacher)
     cache = cache_dir / f"targets-{source}-{len(texts)}-{_digest(teacher, texts)}.npz"
-    found = cache if cache.is_file() else _legacy_cache(cache_dir, source, texts)
-    if found is not None:
-        log(f"teacher targets from {found}")
-        with np.load(found) as npz:
-            return {aid: (npz[f"{aid}/si"], npz[f"{aid}/tech"]) for aid in texts}
+    if not cache.is_file():
+        legacy = _legacy_cache(cache_dir, source, texts, teacher)
+        if legacy is not None:
+            log(f"teacher targets: {legacy.name} renamed to {cache.name}")
+            legacy.rename(cache)
+    if cache.is_file():
+        targets = _read_cache(cache, texts)
+        if targets is not None:
+            log(f"teacher targets from {cache}")
+            return targets
+        log(f"teacher targets: {cache} is unreadable; labelling again")
     targets = teacher_targets(teacher, texts, threads=threads, log=log)
     arrays = {f"{aid}/si": si for aid, (si, _) in targets.items()}
     arrays.update({f"{aid}/tech": tech for aid, (_, tech) in targets.items()})
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+    tmp = cache.with_name(f".{cache.name}.tmp.npz")  # written whole, then renamed
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+    os.replace(tmp, cache)
     return targets
 
 
