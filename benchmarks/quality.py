@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
-from unspin.evaluate import evaluate, reliability, span_correct
+from unspin.evaluate import evaluate, reliability, span_correct, val_scores
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
 
@@ -79,8 +79,7 @@ def main() -> None:
     if args.write_config:
         cfg_path = tagger.folder / "config.json"
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        keys = ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
-        cfg["val"] = {k: round(float(getattr(ev, k)), 4) for k in keys}  # as unspin train does
+        cfg["val"] = val_scores(ev)  # as unspin train does
         cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
         print(f"\nval scores written to {cfg_path}")
 

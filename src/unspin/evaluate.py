@@ -16,7 +16,15 @@ import numpy as np
 from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Evaluation", "evaluate", "tc_predict", "tune", "fit_platt", "reliability"]
+__all__ = [
+    "Evaluation",
+    "evaluate",
+    "tc_predict",
+    "tune",
+    "fit_platt",
+    "reliability",
+    "val_scores",
+]
 
 Gold = dict[str, list[tuple[int, int, str]]]
 
@@ -195,3 +203,9 @@ def span_correct(
                 cover[lo - s : hi - s] = True
         y.append(float(cover.mean() >= 0.5))
     return np.asarray(y)
+
+
+def val_scores(ev: Evaluation) -> dict[str, float]:
+    """The val scores recorded in a model's config.json (`unspin models` shows them)."""
+    keys = ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
+    return {k: round(float(getattr(ev, k)), 4) for k in keys}

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from unspin.corpus import load_split, load_texts_and_gold
-from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune
+from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune, val_scores
 from unspin.segment import load_tokenizer
 from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
@@ -173,12 +173,6 @@ def fit_decoding(tagger: Tagger, outputs: dict, gold: dict) -> tuple[dict, dict,
     tuned = tune(tagger, outputs, gold)
     calib = calibrate_on(tagger, outputs, gold)
     return tuned, calib, evaluate(tagger, outputs, gold)
-
-
-def val_scores(ev: Any) -> dict[str, float]:
-    """The val scores recorded in a model's config.json (`unspin models` shows them)."""
-    keys = ("si_f1", "si_p", "si_r", "tc_f1", "joint_f1", "joint_p", "joint_r")
-    return {k: round(getattr(ev, k), 4) for k in keys}
 
 
 def save_config(tagger: Tagger, ev: Any, folder: Path) -> dict[str, Any]:
