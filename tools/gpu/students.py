@@ -55,11 +55,19 @@ def setup() -> None:
         )
     teacher = W / "teacher"
     if not (teacher / "targets-unlabeled-news-400.npz").exists():
+        sys.path.insert(0, str(ROOT / "src"))
+        from unspin.train.distill import _digest, load_unlabeled
+
         teacher.mkdir(exist_ok=True)
+        (teacher / "config.json").write_text("{}")  # before the targets: a cache must be newer
         z = np.load(C / "targets_u8.npz")
         arrays = {k: targets_from_uint8(z[k]) for k in z.files}
-        np.savez(teacher / "targets-unlabeled-news-400.npz", **arrays)
-        (teacher / "config.json").write_text("{}")
+        # under the name the students look for (cached_teacher_targets), so that students
+        # started together do not race to rename the old-style file below
+        texts = load_unlabeled(W / "unlabeled-news", 3 if TINY else 0)
+        name = f"targets-unlabeled-news-{len(texts)}-{_digest(teacher, texts)}.npz"
+        np.savez(teacher / name, **arrays)
+        np.savez(teacher / "targets-unlabeled-news-400.npz", **arrays)  # other limits (smoke)
     log("setup done")
 
 
@@ -295,6 +303,16 @@ def main() -> int:
             {"teacher": teacher, "epochs": 4, "lr": 3e-5, "max_minutes": MAX_MIN},
         ),
     }
+    # session 6: students of a teacher ensemble (the carry's targets are several MPNet teachers'
+    # averaged, tools/gpu/average_targets.py): small_eS / two_eS = seed S, 8 epochs
+    for n in keep if MODE == "nosmoke" else []:
+        kind, _, tail_ = n.partition("_e")
+        if n not in plan and kind in ("small", "two") and tail_.isdigit():
+            base = "small.toml" if kind == "small" else "fast.toml"
+            over: dict = {"teacher": teacher, "epochs": 8, "seed": int(tail_)}
+            if kind == "two":
+                over["layers"] = 2
+            plan[n] = (base, {**over, "max_minutes": MAX_MIN})
     if MODE == "nosmoke":
         plan = {n: plan[n] for n in keep}
     procs = {n: launch(n, write_cfg(n, b, **o)) for n, (b, o) in plan.items()}
