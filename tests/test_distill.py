@@ -89,11 +89,12 @@ def test_soft_loss_is_cross_entropy_against_the_teacher(tiny_encoder: Path) -> N
 def test_student_trains_from_a_teacher_on_unlabeled_texts(
     tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    def train(name: str, extra: str) -> Path:
+    def train(name: str, extra: str, epochs: int = 1) -> Path:
         cfg = tmp_path / f"{name}.toml"
         cfg.write_text(
             f'name = "{name}"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
-            "train_stride = 12\nepochs = 1\nlr = 1e-3\nbatch_size = 4\nthreads = 1\n" + extra,
+            f"train_stride = 12\nepochs = {epochs}\nlr = 1e-3\nbatch_size = 4\nthreads = 1\n"
+            + extra,
             encoding="utf-8",
         )
         out = tmp_path / name
@@ -119,6 +120,48 @@ def test_student_trains_from_a_teacher_on_unlabeled_texts(
     with np.load(ptc_cache) as npz:
         ids = {k.split("/")[0] for k in npz.files}
     assert ids == set((tiny_corpus / "splits" / "train.txt").read_text().split())
+    # a teacher ensemble (here the same teacher twice: its cache serves both), and a run
+    # stopped after 1 of its 2 planned epochs
+    both = f'teacher = ["{teacher}", "{teacher}"]\nunlabeled = "{unlabeled}"\n'
+    student3 = train("student3", both + "stop_after_epochs = 1\n", epochs=2)
+    report = json.loads((student3 / "train_report.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == [1]
+    assert report["config"]["teacher"] == [str(teacher), str(teacher)]
+
+
+def test_a_teacher_ensemble_averages_its_teachers(tmp_path: Path) -> None:
+    import unspin.train.distill as distill
+
+    texts = {"1": "They are thugs.", "2": "Plain."}
+    level = {"a": 0.2, "b": 0.6}
+
+    def fake(folder: object, texts: dict[str, str], **_: object) -> dict:
+        v = level[Path(str(folder)).name]
+        out = {}
+        for a, t in texts.items():
+            si = np.full((len(t), 3), v, np.float32)
+            tech = np.full((len(t), 14), v, np.float32)
+            if Path(str(folder)).name == "b":
+                si[0] = tech[0] = np.nan  # no token of teacher b covers the first character
+            out[a] = (si, tech)
+        return out
+
+    teachers = []
+    for name in level:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}", encoding="utf-8")
+        teachers.append(str(tmp_path / name))
+    real, distill.teacher_targets = distill.teacher_targets, fake  # type: ignore[assignment]
+    try:
+        out = distill.ensemble_targets(teachers, texts, "src", log=lambda _: None)
+        one = distill.ensemble_targets(teachers[0], texts, "src", log=lambda _: None)
+    finally:
+        distill.teacher_targets = real  # type: ignore[assignment]
+    si, tech = out["1"]
+    assert si.shape == (len(texts["1"]), 3) and tech.shape == (len(texts["1"]), 14)
+    assert np.allclose(si[1:], 0.4) and np.allclose(tech[1:], 0.4)  # the mean of 0.2 and 0.6
+    assert np.allclose(si[0], 0.2) and np.allclose(tech[0], 0.2)  # only teacher a covers it
+    assert np.allclose(one["2"][0], 0.2)  # a single teacher: its own targets
 
 
 def test_teacher_cache_is_keyed_by_the_texts(tiny_encoder: Path, tmp_path: Path) -> None:

@@ -48,6 +48,10 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b"", 'set at least name = "..."'),
         (b'name = "x"\ndevice = "gpu"\n', "use one of cpu, cuda, auto"),
         (b'name = "x"\nbatch_size = 0\n', "must be above 0"),
+        (b'name = "x"\nteacher = []\n', "a list of teachers needs one or more"),
+        (b'name = "x"\nteacher = ["runs/a", 3]\n', "a list of teachers needs one or more"),
+        (b'name = "x"\nteacher = ["runs/a", ""]\n', "a list of teachers needs one or more"),
+        (b'name = "x"\nstop_after_epochs = 1.5\n', "should be a whole number"),
     ],
 )
 def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
@@ -72,3 +76,9 @@ def test_a_folder_or_missing_file_is_named(tmp_path: Path) -> None:
         load_config(tmp_path)
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_a_teacher_ensemble_is_a_list(tmp_path: Path) -> None:
+    path = tmp_path / "ens.toml"
+    path.write_text('name = "x"\nteacher = ["runs/a/onnx", "small"]\n', encoding="utf-8")
+    assert load_config(path)["teacher"] == ["runs/a/onnx", "small"]

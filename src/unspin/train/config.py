@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # distillation / self-training: a teacher (a model folder such as runs/base6/onnx, or a
     # shipped model's name) labels the unlabeled articles (default
     # ../shared/data/unlabeled-news; "ptc:train": the training articles themselves) with soft
-    # targets
+    # targets; a list of teachers is an ensemble whose targets are averaged
     "teacher": "",
     "unlabeled": "",
     "unlabeled_limit": 0,
@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     # stop after the epoch that passes this many minutes of training (0: no limit)
     "max_minutes": 0.0,
+    # stop after this many epochs, the learning-rate schedule still planned for `epochs`
+    # (0: run them all); with max_minutes, whichever comes first
+    "stop_after_epochs": 0,
     # start from a trained run's network.pt (every weight, heads included; same encoder and
     # layers) instead of the pretrained encoder: to train a shipped model further
     "init": "",
@@ -74,6 +77,14 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             )
         want = ENSEMBLE_KEYS.get(key) or type(DEFAULTS[key])
         ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if key == "teacher" and isinstance(value, list):  # an ensemble of teachers
+            ok = bool(value) and all(isinstance(v, str) and v for v in value)
+            if not ok:
+                raise InputError(
+                    f"config {path}: teacher = {value!r}: a list of teachers needs one or more "
+                    'model folders or shipped model names, e.g. teacher = ["runs/base6/onnx", '
+                    '"runs/base6s7/onnx"]'
+                )
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True  # 1 for 1.0
         if not ok:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "CharTargets",
     "build_soft_examples",
     "cached_teacher_targets",
+    "ensemble_targets",
     "char_targets",
     "load_unlabeled",
     "teacher_cache_dir",
@@ -187,6 +189,31 @@ def cached_teacher_targets(
     np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
     os.replace(tmp, cache)
     return targets
+
+
+def ensemble_targets(
+    teachers: str | Path | list[str],
+    texts: dict[str, str],
+    source: str,
+    *,
+    threads: int = 2,
+    log: Any = print,
+) -> dict[str, CharTargets]:
+    """``cached_teacher_targets`` of one teacher, or the mean of several teachers' (an ensemble:
+    its probabilities averaged character by character; a character no token of a teacher
+    covers takes the others' mean)."""
+    if not isinstance(teachers, list):
+        return cached_teacher_targets(teachers, texts, source, threads=threads, log=log)
+    each = [cached_teacher_targets(t, texts, source, threads=threads, log=log) for t in teachers]
+    out: dict[str, CharTargets] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a character no teacher covers: NaN
+        for aid in texts:
+            si = np.nanmean(np.stack([e[aid][0] for e in each]), axis=0)
+            tech = np.nanmean(np.stack([e[aid][1] for e in each]), axis=0)
+            out[aid] = (si.astype(np.float32), tech.astype(np.float32))
+    log(f"teacher targets averaged over {len(teachers)} teachers")
+    return out
 
 
 def char_targets(

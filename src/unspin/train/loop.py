@@ -97,7 +97,7 @@ def _window_args(cfg: dict[str, Any], infer_cfg: dict[str, Any]) -> dict[str, in
 def _soft_examples(
     cfg: dict[str, Any], corpus: Path, tok: Any, infer_cfg: dict[str, Any]
 ) -> list[Example]:
-    from unspin.train.distill import build_soft_examples, cached_teacher_targets, load_unlabeled
+    from unspin.train.distill import build_soft_examples, ensemble_targets, load_unlabeled
 
     if cfg["unlabeled"] == PTC_TRAIN:  # the training articles themselves, labelled by the teacher
         texts, _ = _load(corpus, load_split(corpus, "train"))
@@ -111,9 +111,7 @@ def _soft_examples(
         texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
         source, where = folder.name, str(folder)
     _log(f"teacher {cfg['teacher']} labels {len(texts)} articles from {where}")
-    targets = cached_teacher_targets(
-        cfg["teacher"], texts, source, threads=int(cfg["threads"]), log=_log
-    )
+    targets = ensemble_targets(cfg["teacher"], texts, source, threads=int(cfg["threads"]), log=_log)
     soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
     return soft
@@ -383,6 +381,9 @@ def train(
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         if cfg["max_minutes"] and time.time() - t0 > 60 * float(cfg["max_minutes"]):
             _log(f"stopping after epoch {epoch + 1}: max_minutes = {cfg['max_minutes']} reached")
+            break
+        if cfg["stop_after_epochs"] and epoch + 1 >= int(cfg["stop_after_epochs"]):
+            _log(f"stopping after epoch {epoch + 1} of {cfg['epochs']}: stop_after_epochs")
             break
     assert best_state is not None
     train_minutes = (time.time() - t0) / 60
