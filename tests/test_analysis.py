@@ -95,7 +95,7 @@ def test_spans_in_context() -> None:
     )
     a = Analyzer(tagger, entities=None).analyze(text, title="T")
     assert isinstance(a, Analysis)
-    assert a.schema_version == "1.0"
+    assert a.schema_version == "1.1"
     assert a.text == text
     assert a.title == "T"
     for s in a.spans:
@@ -287,9 +287,46 @@ def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
 def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:
     analyzer = Analyzer(PhraseTagger({"Traitors": "Name_Calling,Labeling"}), entities=None)
     short = analyzer.analyze("Traitors!")
-    assert short.summary.score == 100.0
+    assert short.summary.score == 100.0 and short.summary.level == "unrated"
     assert short.summary.reading.endswith("a text of 1 sentence is too short to score")
     longer = analyzer.analyze("Traitors! The vote is on Monday. Polls open at eight.")
     assert "too short" not in longer.summary.reading
     plain = analyzer.analyze("The vote is on Monday.")
     assert "too short" not in plain.summary.reading  # no spans: nothing to warn about
+    assert plain.summary.level == "none" and longer.summary.level != "unrated"
+
+
+FRENCH = (
+    "Le gouvernement a annoncé mardi une nouvelle réforme des retraites. Les syndicats ont "
+    "appelé à la grève dans les transports, et la ministre a dit que le texte sera présenté "
+    "au conseil des ministres la semaine prochaine."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [
+        (FRENCH, False),
+        ("Они ушли. Только мы остались. Правительство снова лжёт.", False),
+        (
+            "Die Regierung hat unser Volk verraten, und die Verbrecher zerstören das Land. " * 2,
+            False,
+        ),
+        ("The council voted on Monday to approve the budget for the new school year. " * 2, True),
+        ("Traitors!", True),  # too short to judge by its words
+        ("Photo: May James/HKFP. Photo: Tom Grundy/HKFP. " * 5, True),  # captions: no language
+    ],
+)
+def test_looks_english(text: str, english: bool) -> None:
+    from unspin.text import looks_english
+
+    assert looks_english(text) is english
+
+
+def test_a_text_not_in_english_is_not_rated() -> None:
+    analyzer = Analyzer(PhraseTagger({"grève": "Loaded_Language"}), entities=None)
+    nothing = Analyzer(PhraseTagger({}), entities=None).analyze(FRENCH).summary
+    assert nothing.level == "unrated" and "plain reporting" not in nothing.reading
+    assert nothing.reading.startswith("not rated: this text does not look like English")
+    some = analyzer.analyze(FRENCH).summary
+    assert some.level == "unrated" and "(the 1 spans shown are unreliable)" in some.reading

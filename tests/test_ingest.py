@@ -17,6 +17,7 @@ import pytest
 from unspin.errors import InputError
 from unspin.ingest import (
     MAX_BYTES,
+    declared_charset,
     decode_text,
     from_html,
     load,
@@ -64,12 +65,63 @@ def test_bom_kept_so_offsets_match_the_file_and_no_title_guess(tmp_path: Path) -
     assert doc.title is None
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\t\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n\n"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"  \n\t\n",
+        b"\xef\xbb\xbf",
+        b"\xef\xbb\xbf\n\n",
+        "\u00a0\u00a0\n".encode(),  # no-break spaces
+        "\u2028\u200b\n".encode(),  # a line separator and a zero-width space
+    ],
+)
 def test_empty_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "empty.txt"
     path.write_bytes(content)
-    with pytest.raises(InputError, match="empty"):
+    with pytest.raises(InputError, match="empty.txt: the input is empty"):
         read_path(path)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_with_a_byte_order_mark(tmp_path: Path, codec: str) -> None:
+    text = "Notepad's Unicode: café.\n\nThe body."
+    data = text.encode(codec)  # utf-16 / utf-32 write a BOM; add one for the BE variant
+    path = tmp_path / "u.txt"
+    path.write_bytes(data if codec != "utf-16-be" else b"\xfe\xff" + data)
+    doc = read_path(path)
+    assert doc.text == text and doc.title == "Notepad's Unicode: café."
+
+
+def test_utf16_html_is_recognised(tmp_path: Path) -> None:
+    page = "<html><head><title>T</title></head><body><p>" + "Words of an article. " * 5
+    path = tmp_path / "page"  # no .html: sniffed once decoded
+    path.write_bytes((page + "</p></body></html>").encode("utf-16"))
+    assert read_path(path).kind == "html"
+
+
+def test_declared_charset_of_a_page() -> None:
+    assert declared_charset(b'<html><meta charset="windows-1252">', "") == "cp1252"
+    assert declared_charset(b"", "text/html; charset=ISO-8859-1") == "cp1252"  # as browsers do
+    meta = b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">'
+    assert declared_charset(meta, "") == "koi8-r"
+    assert declared_charset(b'<meta charset="no-such-charset">', "") is None
+    assert declared_charset(b"<html>", "text/html") is None
+
+
+def test_html_file_in_a_declared_charset(tmp_path: Path) -> None:
+    page = (
+        '<html><head><meta charset="windows-1252"><title>Caf\xe9 news</title></head><body>'
+        "<article><p>" + "The caf\xe9 opened on Monday, officials said. " * 4 + "</p></article>"
+        "</body></html>"
+    )
+    path = tmp_path / "cp1252.html"
+    path.write_bytes(page.encode("cp1252"))
+    doc = read_path(path)
+    assert "The café opened" in doc.text and doc.title == "Café news"
+    # valid UTF-8 wins over a wrong declaration
+    path.write_bytes(page.replace("windows-1252", "iso-8859-1").encode("utf-8"))
+    assert "The café opened" in read_path(path).text
 
 
 def test_binary_file(tmp_path: Path) -> None:
@@ -270,6 +322,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/missing":
             self.send_error(404, "Not Found")
             return
+        if self.path in ("/latin1.txt", "/undeclared.txt"):
+            body = "Café owners said the rent had doubled.\n".encode("latin-1")
+            charset = "; charset=iso-8859-1" if self.path == "/latin1.txt" else ""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain" + charset)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(PAGE)))
@@ -298,6 +359,13 @@ def test_url_fetch(server: str) -> None:
     assert doc.title == "Local page"
     assert "takfiri terrorists" in doc.text
     assert doc.source == f"{server}/article"
+
+
+def test_url_in_the_charset_its_server_declares(server: str) -> None:
+    doc = load(f"{server}/latin1.txt")
+    assert doc.kind == "text" and doc.text.startswith("Caf\u00e9 owners")
+    with pytest.raises(InputError, match="not valid UTF-8 .*; the page declares no charset"):
+        load(f"{server}/undeclared.txt")
 
 
 def test_url_too_big_and_http_error(server: str) -> None:

@@ -116,7 +116,7 @@ def test_model_and_threshold_passed(fake_model: None) -> None:
 def test_output_file_format_from_extension(fake_model: None, tmp_path: Path) -> None:
     for name, marker in [
         ("r.html", "<!DOCTYPE html>"),
-        ("r.json", '"schema_version": "1.0"'),
+        ("r.json", '"schema_version": "1.1"'),
         ("r.labels", "article\tName_Calling,Labeling\t"),
         ("r.txt", "[takfiri terrorists]NC"),
     ]:
@@ -313,3 +313,44 @@ def test_short_help_option(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 0 and "--workers N" in capsys.readouterr().out
+
+
+def test_output_that_is_one_of_the_articles_is_refused(fake_model: None, tmp_path: Path) -> None:
+    article = tmp_path / "victim.txt"
+    original = (ROOT / "examples" / "article.txt").read_text("utf-8")
+    article.write_text(original, encoding="utf-8")
+    for args in (
+        [str(article), "-o", str(article)],
+        ["examples/article.txt", str(article), "-o", str(tmp_path / "." / "victim.txt")],
+    ):
+        result = run(["analyze", *args])
+        assert result.exit_code == 1
+        assert "the report would overwrite it; choose another output file" in result.stderr
+        assert article.read_text("utf-8") == original
+
+
+def test_semeval_ids_that_collide_are_refused(fake_model: None, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "op.txt").write_text("The takfiri terrorists struck.\n", "utf-8")
+    result = run(
+        ["analyze", str(tmp_path / "a/op.txt"), str(tmp_path / "b/op.txt"), "-f", "semeval"]
+    )
+    assert result.exit_code == 1
+    assert "both get the article id 'op'" in result.stderr and result.stdout == ""
+    same = run(["analyze", str(tmp_path / "a/op.txt"), "-f", "semeval"])  # one input: fine
+    assert same.exit_code == 0 and same.stdout.startswith("op\t")
+
+
+def test_a_bom_does_not_show_the_title_twice(fake_model: None, tmp_path: Path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffCouncil Approves Budget\n\nThe council voted on Monday.\n".encode())
+    terminal = run(["analyze", str(path), "-f", "terminal", "--no-color"])
+    assert terminal.exit_code == 0 and terminal.stdout.count("Council Approves Budget") == 1
+    html = run(["analyze", str(path), "-f", "html"])
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(path.read_bytes()[3:])
+    html_plain = run(["analyze", str(plain), "-f", "html"])
+    assert html.stdout.count("Council Approves Budget") == html_plain.stdout.count(
+        "Council Approves Budget"
+    )

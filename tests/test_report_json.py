@@ -36,7 +36,7 @@ def test_round_trip_and_offsets() -> None:
     for span in data["spans"]:
         assert data["text"][span["start"] : span["end"]] == span["text"]
         assert set(span) >= {"start", "end", "text", "technique", "score", "sentence", "quoted"}
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
 
 
 def test_output_validates_against_schema() -> None:

@@ -75,3 +75,19 @@ def test_threshold_and_custom_key() -> None:
     doc = nlp(TEXT)
     assert [s.label_ for s in doc.spans["sc"]] == ["Name_Calling,Labeling", "Flag-Waving"]
     assert "unspin" not in doc.spans
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"model": "nope"}, "Unknown model 'nope'"),
+        ({"threshold": 2.0}, "threshold must be between 0 and 1"),
+    ],
+)
+def test_a_bad_config_fails_at_add_pipe(config: dict, message: str) -> None:
+    import unspin.spacy_component  # noqa: F401
+    from unspin.errors import UnspinError
+
+    nlp = spacy.blank("en")
+    with pytest.raises(UnspinError, match=message):
+        nlp.add_pipe("unspin", config=config)

@@ -266,7 +266,13 @@ def analyze(
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="Keep spans with confidence >= this (0-1).", metavar="X"),
+        typer.Option(
+            "--threshold",
+            help="Keep labelled spans whose technique confidence is >= this (0-1), instead of "
+            "the model's tuned cut: raise it for fewer, surer spans. Which stretches of text "
+            "are candidates does not change, so lowering it adds few.",
+            metavar="X",
+        ),
     ] = None,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours in terminal output (or NO_COLOR=1).")
@@ -305,9 +311,14 @@ def analyze(
         tty = sys.stdout.isatty()
         if output is not None:
             check_output(output)  # before the articles are read and analysed
+            _refuse_overwriting_an_input(output, inputs)
         fmt_name = choose_format(fmt, None if output is None else Path(output), tty)
         if inputs.count("-") > 1:
             raise InputError("stdin (-) can be read only once")
+        if fmt_name == "semeval":
+            from unspin.report.semeval import check_ids
+
+            check_ids(inputs)  # before the articles are read and analysed
         docs = [load(source) for source in inputs]
         analyzer = Analyzer(model=model)
         analyses = [analyzer.analyze(d.text, d.title, threshold, source=d.source) for d in docs]
@@ -320,6 +331,24 @@ def analyze(
             typer.echo(report, nl=False)
     except UnspinError as err:
         _fail(err)
+
+
+def _refuse_overwriting_an_input(output: str, inputs: list[str]) -> None:
+    """``-o`` naming one of the articles (``.txt`` is both) would replace it with its report."""
+    import os
+
+    from unspin.errors import InputError
+
+    if not os.path.exists(output):
+        return
+    for source in inputs:
+        if source == "-" or "://" in source or not os.path.exists(source):
+            continue
+        if os.path.samefile(output, source):
+            raise InputError(
+                f"-o {output} is the article {source}: the report would overwrite it; "
+                "choose another output file"
+            )
 
 
 def _click_exceptions() -> tuple[tuple[type[Any], ...], tuple[type[BaseException], ...]]:

@@ -3,8 +3,10 @@
 Everything here raises :class:`~unspin.errors.InputError` with a one-line message on bad input,
 before any output is written. The text returned is what every offset in every report refers to.
 
-* Plain text is decoded as UTF-8 (a leading byte-order mark is dropped) and otherwise kept
-  byte-for-byte, so offsets match the file (PTC article files included).
+* Plain text is decoded as UTF-8 (a leading UTF-8 byte-order mark stays, as in the PTC
+  files, whose offsets count it) and otherwise kept as is, so offsets match the file; a
+  UTF-16/32 byte-order mark decodes as that encoding; text that is not UTF-8 decodes in the
+  charset a page's ``<meta>`` or the server's ``Content-Type`` declares.
 * HTML (by file extension, ``Content-Type`` or a ``<!doctype html``/``<html`` start) goes
   through trafilatura (the ``[html]`` extra), which keeps the main article text and drops
   menus, scripts and boilerplate. The page title becomes the first line of the text (unless
@@ -15,6 +17,7 @@ before any output is written. The text returned is what every offset in every re
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -26,12 +29,13 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from unspin.errors import InputError
-from unspin.text import LINE_BREAK, blank_trimmed
+from unspin.text import LINE_BREAK, blank_trimmed, is_blank
 
 __all__ = [
     "MAX_BYTES",
     "URL_TIMEOUT",
     "Document",
+    "declared_charset",
     "decode_text",
     "from_html",
     "load",
@@ -88,23 +92,84 @@ def read_bytes(stream: BinaryIO, source: str, *, max_bytes: int = MAX_BYTES) -> 
     return b"".join(chunks)
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """Decode UTF-8 bytes, refusing empty, binary and invalid input with a precise message."""
-    if not data.removeprefix(b"\xef\xbb\xbf").strip():  # a BOM alone is empty too
-        raise InputError(f"{source}: the input is empty; nothing to analyse")
-    if b"\x00" in data:
-        raise InputError(
-            f"{source}: looks like a binary file (it contains NUL bytes); "
-            "pass a UTF-8 text or HTML file"
-        )
+_BOMS = (  # UTF-32 before UTF-16: FF FE 00 00 starts both
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    """A charset label as a Python codec name (None when unknown). Like browsers, ASCII and
+    Latin-1 labels read as windows-1252, their superset."""
+    if not name:
+        return None
+    label = (name.decode("ascii", "replace") if isinstance(name, bytes) else name).strip().lower()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(
-            f"{source}: not valid UTF-8 at byte offset {err.start} "
-            f"(byte 0x{data[err.start]:02x}); re-save the file as UTF-8"
-        ) from None
-    return text  # a leading BOM stays: offsets count it, as in the PTC files and `predict`
+        codec = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return "cp1252" if codec in ("ascii", "latin-1", "iso8859-1") else codec
+
+
+def declared_charset(data: bytes, content_type: str = "") -> str | None:
+    """The charset a server's ``Content-Type`` or an HTML page's ``<meta>`` declares."""
+    header = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.I)
+    if header:
+        return _codec(header.group(1))
+    meta = _CHARSET.search(data[:4096])
+    return _codec(meta.group(1)) if meta else None
+
+
+def decode_text(data: bytes, source: str, *, charset: str | None = None) -> str:
+    """Decode an article's bytes, refusing empty, binary and undecodable input with a precise
+    message. UTF-8 first (a leading BOM stays in the text: offsets count it, as in the PTC
+    files and `predict`); a UTF-16/32 byte-order mark decodes as that encoding; else the
+    ``charset`` the page or server declares."""
+    text: str | None = None
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"{source}: starts with a {codec.upper()} byte-order mark but is not valid "
+                    f"{codec.upper()} at byte offset {err.start + len(bom)}; re-save it as UTF-8"
+                ) from None
+            break
+    if text is None:
+        if b"\x00" in data:
+            raise InputError(
+                f"{source}: looks like a binary file (it contains NUL bytes); "
+                "pass a UTF-8 text or HTML file"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            declared = _codec(charset)
+            if declared and declared != "utf-8":
+                try:
+                    text = data.decode(declared)
+                except UnicodeDecodeError as err2:
+                    raise InputError(
+                        f"{source}: declares the charset {charset} but is not valid {charset} "
+                        f"at byte offset {err2.start}"
+                    ) from None
+            else:
+                fix = (
+                    "the page declares no charset"
+                    if _URL.match(source)
+                    else "re-save the file as UTF-8"
+                )
+                raise InputError(
+                    f"{source}: not valid UTF-8 at byte offset {err.start} "
+                    f"(byte 0x{data[err.start]:02x}); {fix}"
+                ) from None
+    if all(is_blank(ch) for ch in text):  # a BOM, no-break spaces or line separators alone
+        raise InputError(f"{source}: the input is empty; nothing to analyse")
+    return text
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -173,10 +238,23 @@ def from_html(html: str, source: str, *, url: str | None = None) -> Document:
     return Document(text=text, title=title, source=source, kind="html")
 
 
-def _document(data: bytes, source: str, *, html: bool | None, url: str | None = None) -> Document:
-    text = decode_text(data, source)
+def _document(
+    data: bytes,
+    source: str,
+    *,
+    html: bool | None,
+    url: str | None = None,
+    content_type: str = "",
+) -> Document:
     if html is None:
-        html = _looks_like_html(data)
+        html = _looks_like_html(data)  # ASCII-compatible bytes; UTF-16 is checked once decoded
+        detect = not html
+    else:
+        detect = False
+    charset = declared_charset(data if html else b"", content_type)
+    text = decode_text(data, source, charset=charset)
+    if detect:
+        html = _looks_like_html(text[:4096].encode("utf-8"))
     if html:
         return from_html(text.removeprefix("\ufeff"), source, url=url)
     return Document(text=text, title=_first_line_title(text), source=source, kind="text")
@@ -245,7 +323,7 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
         html = False
     else:
         html = None
-    return _document(data, url, html=html, url=final_url)
+    return _document(data, url, html=html, url=final_url, content_type=ctype)
 
 
 def load(source: str, *, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT) -> Document:

@@ -29,11 +29,11 @@ __all__ = [
 ]
 
 #: Version of the JSON report schema (docs/schema.json). Bump the major part on breaking changes.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: summary.level "unrated"
 
 Technique = Literal[TECHNIQUES]  # type: ignore[valid-type]
 Stance = Literal["attacked", "glorified", "mentioned"]
-Level = Literal["none", "light", "moderate", "heavy"]
+Level = Literal["none", "light", "moderate", "heavy", "unrated"]
 TargetStatus = Literal["ok", "disabled", "unavailable"]
 
 _MODEL_CONFIG = ConfigDict(
@@ -144,7 +144,11 @@ class Summary(BaseModel):
         description="0-100: percentage of sentences using a technique in the article's own "
         "voice, sentences with only quoted techniques counting half.",
     )
-    level: Level = Field(description="none (<5), light (<20), moderate (<40), heavy (>=40).")
+    level: Level = Field(
+        description="none (<5), light (<20), moderate (<40), heavy (>=40); unrated when the "
+        "text is too short to rate (spans in under 3 sentences) or does not look like English "
+        "(the models read English only): `reading` says which."
+    )
     reading: str = Field(description="The score in plain language.")
     targets: list[TargetRow] = Field(description="Who is attacked / who is glorified.")
     targets_status: Literal["ok", "disabled", "unavailable"] = Field(
@@ -167,7 +171,10 @@ class Analysis(BaseModel):
         },
     )
 
-    schema_version: Literal["1.0"] = Field(default="1.0", description="Schema version.")
+    schema_version: Literal["1.0", "1.1"] = Field(
+        default="1.1",
+        description="Schema version: 1.1 added the summary level 'unrated' (1.0 reports load).",
+    )
     generator: str = Field(description="unspin version that wrote this report.")
     source: str | None = Field(default=None, description="Path, URL or '<stdin>'.")
     title: str | None = Field(default=None, description="Article title, when known.")

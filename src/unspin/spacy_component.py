@@ -9,7 +9,8 @@ shows them. Registered through the ``spacy_factories`` entry point, so an instal
 found by ``spacy.load``/``add_pipe`` without importing this module first. Config:
 
 * ``model`` (str, default ``"default"``): the model given to :class:`unspin.tagger.Tagger`,
-  loaded on the first document. Set ``nlp.get_pipe("unspin").tagger`` to any object with
+  loaded on the first document (an unknown name, like a threshold outside 0-1, fails at
+  ``add_pipe``). Set ``nlp.get_pipe("unspin").tagger`` to any object with
   ``predict(text, *, threshold=None)`` to use another tagger (tests use a fake one).
 * ``threshold`` (float or null): decision threshold override.
 * ``spans_key`` (str, default ``"unspin"``): the ``doc.spans`` key written.
@@ -46,6 +47,12 @@ class UnspinComponent:
         spans_key: str = "unspin",
         tagger: TaggerLike | None = None,
     ) -> None:
+        from unspin.checks import check_threshold
+        from unspin.registry import resolve_model
+
+        check_threshold(threshold)  # a bad config fails at add_pipe, not on the first doc
+        if tagger is None:
+            resolve_model(model)  # an unknown name too (reads configs only; loads no model)
         self.name = name
         self.model = model
         self.threshold = threshold

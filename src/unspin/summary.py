@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from unspin.schema import Level, SentenceInfo, SpanInfo, Summary, TargetRow, TargetStatus
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
+from unspin.text import looks_english
 
 __all__ = ["score_reading", "sentence_infos", "summarise"]
 
@@ -100,7 +101,14 @@ def summarise(
     level, reading = score_reading(score, share, len(spans))
     if quoted_only:
         reading += f" ({len(quoted_only)} only inside quotations)"
-    if spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
+    if not looks_english(text):  # the models read English only: "none found" would mislead
+        level = "unrated"
+        reading = (
+            "not rated: this text does not look like English, and unspin's models read English "
+            "only" + (f" (the {len(spans)} spans shown are unreliable)" if spans else "")
+        )
+    elif spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
+        level = "unrated"
         reading += f"; a text of {n_sent} sentence{'s' if n_sent > 1 else ''} is too short to score"
     counts = Counter(s.technique for s in spans)
     top = sorted(loaded, key=lambda s: (-s.load, s.index))[:3]

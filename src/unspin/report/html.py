@@ -24,6 +24,7 @@ from unspin.analysis import Analysis
 from unspin.explain import EXPLANATIONS
 from unspin.report import darken, lanes, segments
 from unspin.techniques import TECHNIQUES
+from unspin.text import starts_with
 
 __all__ = ["render_html", "CSP", "SCRIPT"]
 
@@ -281,9 +282,12 @@ def _chips(techniques: Sequence[str]) -> str:
 
 def _summary(a: Analysis) -> str:
     sm = a.summary
-    meter_color = {"none": "#9ca3af", "light": "#84cc16", "moderate": "#f59e0b"}.get(
-        sm.level, "#dc2626"
-    )
+    meter_color = {
+        "none": "#9ca3af",
+        "unrated": "#9ca3af",
+        "light": "#84cc16",
+        "moderate": "#f59e0b",
+    }.get(sm.level, "#dc2626")
     out = [
         '<section class="summary"><h2>Summary</h2>',
         f'<div class="score"><span class="big">{sm.score:g}</span><span>/ 100</span>'
@@ -337,7 +341,7 @@ def _article(a: Analysis, k: int) -> str:
     body, depth = _doc(a, k)
     lh = f"calc(1.7em + {depth * _LANE_PX}px)"
     title = a.title or ""
-    shown = title and not a.text.lstrip().startswith(title)  # else it is the text's first line
+    shown = title and not starts_with(a.text, title)  # else it is the text's first line
     heading = f'<h1 class="title">{_e(title)}</h1>' if shown else ""
     source = f'<p class="source">{_e(a.source)}</p>' if a.source else ""
     level_word = a.summary.reading.split(":", 1)

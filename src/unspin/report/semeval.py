@@ -13,8 +13,9 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from unspin.analysis import Analysis
+from unspin.errors import InputError
 
-__all__ = ["article_id", "render_semeval"]
+__all__ = ["article_id", "check_ids", "render_semeval"]
 
 
 def article_id(source: str | None) -> str:
@@ -30,7 +31,22 @@ def article_id(source: str | None) -> str:
     return re.sub(r"\s+", "_", stem) or "article"
 
 
+def check_ids(sources: Sequence[str | None]) -> None:
+    """Refuse inputs whose article ids collide (``a/op.txt`` and ``b/op.txt`` are both ``op``):
+    their rows would merge into one article of the labels file."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        aid = article_id(source)
+        if aid in seen and seen[aid] != source:
+            raise InputError(
+                f"{seen[aid]} and {source} both get the article id {aid!r} in the semeval "
+                "format, so their rows would merge; rename one, or write one file per article"
+            )
+        seen[aid] = source or "stdin"
+
+
 def render_semeval(analyses: Sequence[Analysis]) -> str:
+    check_ids([a.source for a in analyses])
     lines = []
     for a in analyses:
         aid = article_id(a.source)

@@ -22,6 +22,7 @@ from unspin.analysis import Analysis
 from unspin.explain import EXPLANATIONS
 from unspin.report import darken, segments
 from unspin.techniques import TECHNIQUES
+from unspin.text import starts_with
 
 __all__ = ["render_terminal", "safe"]
 
@@ -209,7 +210,7 @@ def render_terminal(analyses: Sequence[Analysis], *, color: bool = False, width:
             console.print()
         label = safe(a.source or "text")
         console.print(Rule(Text(f"unspin - {label}", style="bold"), characters="="))
-        if a.title and not a.text.lstrip().startswith(a.title):
+        if a.title and not starts_with(a.text, a.title):
             console.print(Text(safe(a.title), style="bold"))
         console.print(Text(a.summary.reading, style="italic" if color else ""))
         console.print()
