@@ -502,3 +502,20 @@ def test_predict_cli_workers_do_not_change_the_output(
     assert outs[0] == outs[1] and outs[0]
     bad = runner.invoke(app, ["predict", str(tiny_corpus / "train-articles"), "--workers", "0"])
     assert bad.exit_code == 1 and "--workers" in bad.output
+
+
+def test_ln_fp32_keeps_the_layernorm_fed_matmuls_fp32(trained: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from unspin.train.export import _quantize
+
+    fp32 = trained / "model.fp32.onnx"
+    assert fp32.is_file()
+    float_matmuls = {}
+    for mode in ("all", "ln_fp32"):
+        out = tmp_path / f"{mode}.onnx"
+        _quantize(fp32, out, {"quantize": mode}, 2, 32)  # the tiny encoder: 2 heads, 32 wide
+        graph = onnx.load(str(out)).graph
+        float_matmuls[mode] = sum(1 for n in graph.node if n.op_type == "MatMul")
+    # 2 feed-forward input projections and the 2 output heads read a LayerNorm
+    assert float_matmuls["ln_fp32"] - float_matmuls["all"] == 4

@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
 ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}
-CHOICES = {"device": ("cpu", "cuda", "auto"), "quantize": ("all", "embeddings")}
+CHOICES = {"device": ("cpu", "cuda", "auto"), "quantize": ("all", "embeddings", "ln_fp32")}
 POSITIVE = ("max_len", "stride", "train_stride", "epochs", "lr", "batch_size", "threads")
 
 

@@ -97,10 +97,26 @@ def export(
     return out
 
 
+_LAYERNORMS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization")
+
+
+def layernorm_matmuls(model: Any) -> list[str]:
+    """The MatMul nodes that read a LayerNorm's output (the feed-forward input projections once
+    attention is fused): their activations have outlier dimensions that dynamic int8 scales
+    badly, so ``quantize = "ln_fp32"`` keeps them fp32."""
+    made_by = {out: node.op_type for node in model.graph.node for out in node.output}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul" and made_by.get(node.input[0]) in _LAYERNORMS
+    ]
+
+
 def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidden: int) -> None:
     """Fuse transformer ops (onnxruntime's BERT optimizer: Attention, SkipLayerNorm, BiasGelu,
     EmbedLayerNorm), then int8 dynamic per-channel quantization of the MatMul and embedding
-    weights; with ``quantize = "embeddings"`` in the config only the embedding tables. The fused
+    weights; with ``quantize = "embeddings"`` in the config only the embedding tables, with
+    ``"ln_fp32"`` all but the MatMuls that read a LayerNorm (``layernorm_matmuls``). The fused
     Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -116,6 +132,7 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidde
         opt.save_model_to_file(str(src))
     except Exception as err:  # the optimizer does not know every architecture
         _log(f"transformer optimizer skipped: {err}")
+    mode = config.get("quantize", "all")
     quantize_dynamic(
         str(src),
         str(final),
@@ -123,9 +140,10 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidde
         per_channel=True,  # per-tensor int8 cost 0.6 joint-F1 points on val, per-channel none
         op_types_to_quantize=(
             ["Gather", "EmbedLayerNormalization"]
-            if config.get("quantize") == "embeddings"
+            if mode == "embeddings"
             else ["MatMul", "Gather", "EmbedLayerNormalization"]
         ),
+        nodes_to_exclude=layernorm_matmuls(onnx.load(str(src))) if mode == "ln_fp32" else [],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     if src != fp32:
