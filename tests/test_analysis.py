@@ -288,7 +288,9 @@ def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:
     analyzer = Analyzer(PhraseTagger({"Traitors": "Name_Calling,Labeling"}), entities=None)
     short = analyzer.analyze("Traitors!")
     assert short.summary.score == 100.0 and short.summary.level == "unrated"
-    assert short.summary.reading.endswith("a text of 1 sentence is too short to score")
+    assert short.summary.reading == (
+        "not rated: a text of 1 sentence is too short to score (1 of 1 uses a technique)"
+    )
     longer = analyzer.analyze("Traitors! The vote is on Monday. Polls open at eight.")
     assert "too short" not in longer.summary.reading
     plain = analyzer.analyze("The vote is on Monday.")

@@ -109,7 +109,10 @@ def summarise(
         )
     elif spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
         level = "unrated"
-        reading += f"; a text of {n_sent} sentence{'s' if n_sent > 1 else ''} is too short to score"
+        reading = (
+            f"not rated: a text of {n_sent} sentence{'s' if n_sent > 1 else ''} is too short to "
+            f"score ({len(loaded)} of {n_sent} use{'s' if n_sent == 1 else ''} a technique)"
+        )
     counts = Counter(s.technique for s in spans)
     top = sorted(loaded, key=lambda s: (-s.load, s.index))[:3]
     return Summary(
