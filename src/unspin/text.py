@@ -50,13 +50,13 @@ _ENGLISH = frozenset(
     "what all more can said than if about".split()
 )
 # the commonest words of the languages most often mistaken for input (French, German, Spanish,
-# Italian, Portuguese, Dutch, Polish, Romanian), English look-alikes ("die", "con") left out
+# Italian, Portuguese, Dutch, Polish, Romanian), English look-alikes ("die", "do", "care") left out
 _FOREIGN = frozenset(
     "le la les des du et est une pour que qui dans sur pas au aux ce cette il elle nous vous ont "
     "sont par plus avec der das und ist nicht ein eine zu dem mit sich auf für von im auch es sie "
     "wir el los las y en del por una para se lo como más pero su al di che è della gli sono da "
-    "os da do das dos em um não é na het een ik te dat niet zijn voor met w z że się nie jest și "
-    "în cu pe care nu".split()
+    "os da das dos em um não é na het een ik te dat niet zijn voor met w z że się nie jest și "
+    "în cu pe nu".split()
 )
 _WORD = re.compile(r"[^\W\d_]+")
 ENGLISH_MIN_WORDS = 20  # shorter texts are not judged by their words
