@@ -11,11 +11,12 @@ in some teachers, the others' mean is used.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 from common import targets_from_uint8, targets_to_uint8
+
+from unspin.train.distill import nan_mean
 
 
 def load(path: Path) -> dict[str, np.ndarray]:
@@ -30,13 +31,11 @@ def average(paths: list[Path]) -> dict[str, np.ndarray]:
     sets = [load(p) for p in paths]
     keys = sorted(set.intersection(*(set(s) for s in sets)))
     out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN characters stay NaN
-        for k in keys:
-            shapes = {s[k].shape for s in sets}
-            if len(shapes) != 1:
-                raise SystemExit(f"{k}: shapes differ between teachers: {shapes}")
-            out[k] = targets_to_uint8(np.nanmean(np.stack([s[k] for s in sets]), axis=0))
+    for k in keys:
+        shapes = {s[k].shape for s in sets}
+        if len(shapes) != 1:
+            raise SystemExit(f"{k}: shapes differ between teachers: {shapes}")
+        out[k] = targets_to_uint8(nan_mean([s[k] for s in sets]))  # as `teacher = [...]` does
     return out
 
 

@@ -4,8 +4,10 @@ the carry folder's corpus and encoder files into the scratch folder."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,28 @@ def encoder_start(folder: Path, layers: int) -> dict:
         for k, v in net.state_dict().items()
         if k.startswith("encoder.")
     }
+
+
+def wait_all(
+    procs: dict[str, subprocess.Popen],
+    deadline: float,
+    log: Callable[[str], None],
+    t0: float,
+) -> dict[str, int | None]:
+    """Wait for every process; kill those still running ``deadline`` seconds after ``t0``
+    (their return code is then None). Each exit is logged."""
+    rcs: dict[str, int | None] = {}
+    while len(rcs) < len(procs):
+        for n, p in procs.items():
+            if n not in rcs and p.poll() is not None:
+                rcs[n] = p.returncode
+                log(f"{n} exited {p.returncode}")
+        if time.time() - t0 > deadline:
+            for n, p in procs.items():
+                if n not in rcs:
+                    p.kill()
+                    rcs[n] = None
+                    log(f"{n} killed at deadline")
+            break
+        time.sleep(2)
+    return rcs

@@ -24,6 +24,7 @@ from common import (
     pack_state,
     targets_from_uint8,
     unpack_corpus,
+    wait_all,
 )
 
 T0 = time.time()
@@ -121,21 +122,7 @@ def launch(name: str, cfg: Path) -> subprocess.Popen:
 
 
 def wait(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, int | None]:
-    rcs: dict[str, int | None] = {}
-    while len(rcs) < len(procs):
-        for n, p in procs.items():
-            if n not in rcs and p.poll() is not None:
-                rcs[n] = p.returncode
-                log(f"{n} exited {p.returncode}")
-        if time.time() - T0 > deadline:
-            for n, p in procs.items():
-                if n not in rcs:
-                    p.kill()
-                    rcs[n] = None
-                    log(f"{n} killed at deadline")
-            break
-        time.sleep(2)
-    return rcs
+    return wait_all(procs, deadline, log, T0)
 
 
 def tail(name: str, n: int = 15) -> None:

@@ -15,6 +15,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from common import wait_all
+
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout2"))
 W = Path(os.environ.get("WORK", "/tmp/w2"))
@@ -55,20 +57,7 @@ def main() -> int:
         s: run_teacher({"NAME": f"t{s}", "SEED": str(s), "THREADS": threads, "TF32": "1"})
         for s in SEEDS
     }
-    done: dict[int, int | None] = {}
-    while len(done) < len(procs):
-        for s, p in procs.items():
-            if s not in done and p.poll() is not None:
-                done[s] = p.returncode
-                log(f"t{s} exited {p.returncode}")
-        if time.time() - T0 > DEADLINE:
-            for s, p in procs.items():
-                if s not in done:
-                    p.kill()
-                    done[s] = None
-                    log(f"t{s} killed at deadline")
-            break
-        time.sleep(2)
+    done = wait_all({f"t{s}": p for s, p in procs.items()}, DEADLINE, log, T0)
     for s in SEEDS:
         lines = (W / "logs" / f"t{s}.log").read_text(errors="replace").splitlines()
         keep = [x for x in lines if " val: " in x or "FAILED" in x or "Error" in x]
@@ -78,7 +67,7 @@ def main() -> int:
         for f in sorted(SCRATCH.iterdir()):
             t.add(f, arcname=f.name)
     log(f"teachers.tar {(OUT / 'teachers.tar').stat().st_size / 1e6:.1f} MB")
-    return 0 if any(r == 0 for r in done.values()) else 1
+    return 0 if 0 in done.values() else 1
 
 
 if __name__ == "__main__":

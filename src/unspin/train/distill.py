@@ -13,6 +13,7 @@ import os
 import time
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "build_soft_examples",
     "cached_teacher_targets",
     "ensemble_targets",
+    "nan_mean",
     "char_targets",
     "load_unlabeled",
     "teacher_cache_dir",
@@ -205,15 +207,20 @@ def ensemble_targets(
     if not isinstance(teachers, list):
         return cached_teacher_targets(teachers, texts, source, threads=threads, log=log)
     each = [cached_teacher_targets(t, texts, source, threads=threads, log=log) for t in teachers]
-    out: dict[str, CharTargets] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a character no teacher covers: NaN
-        for aid in texts:
-            si = np.nanmean(np.stack([e[aid][0] for e in each]), axis=0)
-            tech = np.nanmean(np.stack([e[aid][1] for e in each]), axis=0)
-            out[aid] = (si.astype(np.float32), tech.astype(np.float32))
+    out = {
+        aid: (nan_mean([e[aid][0] for e in each]), nan_mean([e[aid][1] for e in each]))
+        for aid in texts
+    }
     log(f"teacher targets averaged over {len(teachers)} teachers")
     return out
+
+
+def nan_mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The element-wise mean of several teachers' probabilities (float32), NaN (a character no
+    token covers) left out; NaN only where every teacher has NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the mean stays NaN
+        return np.nanmean(np.stack(arrays), axis=0).astype(np.float32)
 
 
 def char_targets(
