@@ -1,6 +1,7 @@
 """How optimistic are val scores whose decoding was tuned on val? Cross-validates the tuning.
 
     python benchmarks/tuning_cv.py --model small [--folds 2] [--repeats 3] [--corpus PTC_DIR]
+                                   [--tc-only]
 
 The network's outputs on val are computed once. Then, for each repeat (a seeded shuffle of the
 37 val articles) and fold, the decoding grid (``unspin.evaluate.tune``) is fitted on the other
@@ -8,6 +9,7 @@ folds and scored on the held-out one; the held-out predictions of all folds are 
 scored together. Both tuners are run: the joint task reusing SI's cut (before session 3) and
 with its own cut (``joint_si_threshold``/``joint_max_gap``). Prints, per tuner, the in-sample
 scores (tuned and scored on all of val, what MODEL_CARD reports) and the cross-validated ones.
+Then the same for the TC task's Repetition rule (``unspin.evaluate.tune_tc``) against none.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
-from unspin.evaluate import evaluate, tune
+from unspin.evaluate import evaluate, tc_f1, tc_rows, tune, tune_tc
 from unspin.tagger import Tagger
 
 
@@ -56,6 +58,20 @@ def score_preds(preds: dict, gold: dict) -> tuple[float, float]:
     return score("si", gs, ps).f1, score("joint", gj, pj).f1
 
 
+def tc_cv(tagger: Tagger, outs: dict, gold: dict, folds: list[list[str]]) -> float:
+    """TC F1 of the pooled held-out folds, each labelled with the rule tuned on the others."""
+    from unspin.evaluate import _labels
+    from unspin.scorer import score
+
+    pred = []
+    for k, test in enumerate(folds):
+        train = [a for j, f in enumerate(folds) if j != k for a in f]
+        tune_tc(tagger, {a: outs[a] for a in train}, {a: gold[a] for a in train})
+        pred += tc_rows(tagger, {a: outs[a] for a in test}, gold)
+    gj = _labels((a, s, e, t) for a, rows in gold.items() for s, e, t in rows)
+    return score("tc", gj, _labels(pred)).f1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -63,6 +79,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tc-only", action="store_true", help="only the TC Repetition rule")
     args = ap.parse_args()
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, "val")
@@ -78,7 +95,7 @@ def main() -> None:
     # no setting is searched in a space fitted on the held-out fold
     tagger.config.update(si_calibration=None, joint_calibration=None)
     base = dict(tagger.config)
-    for joint_cut in (False, True):
+    for joint_cut in () if args.tc_only else (False, True):
         tagger.config.clear()
         tagger.config.update(base)
         tune(tagger, outs, gold, joint_cut=joint_cut)
@@ -98,6 +115,19 @@ def main() -> None:
             f"(per repeat joint: {' '.join(f'{j:.4f}' for _, j in cv)})",
             flush=True,
         )
+    tagger.config.clear()
+    tagger.config.update(base, tc_repetition_factor=1.0)
+    plain = tc_f1(tagger, outs, gold)
+    tuned = tune_tc(tagger, outs, gold)
+    inside = tc_f1(tagger, outs, gold)
+    cv_tc = []
+    for r in range(args.repeats):
+        order = list(np.random.default_rng(r).permutation(ids))
+        cv_tc.append(tc_cv(tagger, outs, gold, [order[k :: args.folds] for k in range(args.folds)]))
+    print(
+        f"TC without the Repetition rule {plain:.4f}; with it {tuned}: in-sample {inside:.4f}, "
+        f"cross-validated {np.mean(cv_tc):.4f} (per repeat: {' '.join(f'{t:.4f}' for t in cv_tc)})"
+    )
 
 
 if __name__ == "__main__":

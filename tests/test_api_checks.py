@@ -116,3 +116,18 @@ def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
         tagger.predict_many("abc")  # checked at the call, not at the first next()
     ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
     assert len(ranked) == 14 and ranked[0][1] >= ranked[-1][1]
+
+
+def test_tc_repetition_rule_lifts_repetition_only_for_recurring_text() -> None:
+    tagger = Tagger("fast", threads=1)
+    text = "Crooked Hillary lies. Crooked Hillary cheats. Crooked Hillary steals. She is weak."
+    once, thrice = (text.index("weak"), text.index("weak") + 4), (0, 15)
+    tagger.config["tc_repetition_factor"] = 1.0
+    plain = dict(tagger.classify(text, [thrice, once])[0]), dict(tagger.classify(text, [once])[0])
+    tagger.config.update(tc_repetition_factor=100.0, tc_repetition_min_count=3)
+    ruled = dict(tagger.classify(text, [thrice])[0]), dict(tagger.classify(text, [once])[0])
+    assert ruled[0]["Repetition"] > plain[0]["Repetition"]
+    assert abs(sum(ruled[0].values()) - 1.0) < 1e-5
+    assert ruled[1] == pytest.approx(plain[1], abs=1e-6)  # "weak" occurs once: unchanged
+    tagger.config["tc_repetition_min_count"] = 4  # three occurrences are not enough now
+    assert dict(tagger.classify(text, [thrice])[0]) == pytest.approx(plain[0], abs=1e-6)

@@ -184,3 +184,12 @@ def test_only_function_words() -> None:
         assert only_function_words(text), text
     for text in ("Trump's", "o'clock", "they're thugs", "ain't"):
         assert not only_function_words(text), text
+
+
+def test_occurrences_counts_the_span_text_case_insensitively() -> None:
+    from unspin.decode import occurrences
+
+    text = "Treason! They call it treason, “TREASON”. No."
+    assert occurrences(text, 0, 8) == 3  # "Treason!" -> key "treason"
+    assert occurrences(text, 31, 40) == 3  # the quoted one, quotes stripped
+    assert occurrences(text, 42, 45) == 1  # "No." -> "no": under 3 characters

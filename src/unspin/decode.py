@@ -19,6 +19,7 @@ __all__ = [
     "runs_to_spans",
     "snap_to_words",
     "split_paragraphs",
+    "occurrences",
     "repetition_features",
     "span_token_range",
     "only_function_words",
@@ -258,12 +259,22 @@ def span_token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
     return a, b
 
 
+_EDGE = " \t\n\"'“”‘’.,;:!?"
+
+
+def occurrences(text: str, start: int, end: int) -> int:
+    """How often the span's text occurs in the article (case-insensitive, as a substring, edge
+    punctuation and quotes stripped; 1 for a key under 3 characters)."""
+    key = text[start:end].lower().strip(_EDGE)
+    return text.lower().count(key) if len(key) >= 3 else 1
+
+
 def repetition_features(text: str, start: int, end: int) -> np.ndarray:
     """Article-level features of a span: length, recurrence of its text, punctuation cues."""
     frag = text[start:end]
     low = text.lower()
-    key = frag.lower().strip(" \t\n\"'“”‘’.,;:!?")
-    occ = low.count(key) if len(key) >= 3 else 1
+    key = frag.lower().strip(_EDGE)
+    occ = occurrences(text, start, end)
     words = [w for w in key.split() if len(w) > 3]
     others = low[:start] + " " + low[end:]
     share = sum(1 for w in words if w in others) / len(words) if words else 0.0

@@ -19,8 +19,11 @@ from unspin.techniques import TECHNIQUES
 __all__ = [
     "Evaluation",
     "evaluate",
+    "tc_f1",
     "tc_predict",
+    "tc_rows",
     "tune",
+    "tune_tc",
     "fit_platt",
     "reliability",
     "val_scores",
@@ -57,7 +60,7 @@ def _labels(rows: Iterable[tuple[str, int, int, str | None]]) -> list[Any]:
 def tc_predict(tagger: Tagger, out: ArticleOutputs, spans: list[tuple[int, int]]) -> list[str]:
     """Label template rows; identical spans listed k times get the k best distinct labels."""
     uniq = sorted(set(spans))
-    probs = tagger.classify_outputs(out, uniq)
+    probs = tagger.tc_probs(out, uniq)
     ranked = {sp: list(np.argsort(-row)) for sp, row in zip(uniq, probs, strict=True)}
     used: dict[tuple[int, int], int] = defaultdict(int)
     labels = []
@@ -158,7 +161,46 @@ def tune(
     )
     search(labelling)
     keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling)
-    return {k: c[k] for k in keys}
+    return {k: c[k] for k in keys} | tune_tc(tagger, outputs, gold)
+
+
+TC_REPETITION = ((1.0, 2), *itertools.product((2.0, 5.0, 20.0, 100.0), (2, 3, 4)))
+
+
+def tc_rows(
+    tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold
+) -> list[tuple[str, int, int, str]]:
+    """The TC task's predictions for the gold spans (the task's template) of these articles."""
+    pred = []
+    for aid, out in outputs.items():
+        spans = [(s, e) for s, e, _ in gold.get(aid, [])]
+        labels = tc_predict(tagger, out, spans)
+        pred += [(aid, s, e, t) for (s, e), t in zip(spans, labels, strict=True)]
+    return pred
+
+
+def tc_f1(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> float:
+    """TC micro-F1 on the gold spans of these articles."""
+    from unspin.scorer import score
+
+    gold_j = _labels((a, s, e, t) for a in outputs for s, e, t in gold.get(a, []))
+    return score("tc", gold_j, _labels(tc_rows(tagger, outputs, gold))).f1
+
+
+def tune_tc(
+    tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold
+) -> dict[str, float | int]:
+    """The TC task's Repetition rule (``Tagger.tc_probs``): the factor and minimum count with
+    the best TC F1 (ties go to the earlier, milder setting); written into tagger.config."""
+    best: tuple[float, dict[str, float | int]] = (-1.0, {})
+    for factor, least in TC_REPETITION:
+        setting = {"tc_repetition_factor": factor, "tc_repetition_min_count": least}
+        tagger.config.update(setting)
+        f1 = tc_f1(tagger, outputs, gold)
+        if f1 > best[0] + 1e-12:
+            best = (f1, setting)
+    tagger.config.update(best[1])
+    return best[1]
 
 
 def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> list[float]:

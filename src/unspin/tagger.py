@@ -19,6 +19,7 @@ import numpy as np
 
 from unspin.checks import check_count, check_spans, check_text, check_threshold
 from unspin.decode import (
+    occurrences,
     only_function_words,
     repetition_features,
     runs_to_spans,
@@ -301,6 +302,26 @@ class Tagger:
             out.span_cache.update(zip(todo, probs, strict=True))
         return np.stack([out.span_cache[sp] for sp in spans])
 
+    def tc_probs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """The TC task's technique probabilities: the span classifier's, with Repetition
+        multiplied by ``tc_repetition_factor`` (then renormalised) for spans whose text occurs
+        at least ``tc_repetition_min_count`` times in the article. On val, half of such gold
+        spans are Repetition, and the classifier, which saw the training spans' recurrence
+        counts, is sure of them there (TC 0.99 on train) but not on new articles. The joint task
+        does not use it: there it lost joint F1 (docs/experiments.md, round 7)."""
+        probs = self.classify_outputs(out, spans)
+        factor = float(self.config.get("tc_repetition_factor", 1.0))
+        if factor == 1.0 or not len(probs):
+            return probs
+        least = int(self.config.get("tc_repetition_min_count", 2))
+        rep = TECHNIQUES.index("Repetition")
+        probs = probs.copy()
+        for i, (start, end) in enumerate(spans):
+            if occurrences(out.text, start, end) >= least:
+                probs[i, rep] *= factor
+                probs[i] /= probs[i].sum()
+        return probs
+
     # -- public API ------------------------------------------------------------------------
     def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Span identification: propaganda spans without a technique."""
@@ -342,7 +363,7 @@ class Tagger:
         """For each (start, end), all techniques ranked by probability (the TC task). Offsets
         are code points with 0 <= start < end <= len(text)."""
         spans = check_spans(check_text(text), spans)
-        probs = self.classify_outputs(self.outputs(text), spans)
+        probs = self.tc_probs(self.outputs(text), spans)
         ranked = []
         for row in probs:
             order = np.argsort(-row)
