@@ -131,3 +131,21 @@ def test_tc_repetition_rule_lifts_repetition_only_for_recurring_text() -> None:
     assert ruled[1] == pytest.approx(plain[1], abs=1e-6)  # "weak" occurs once: unchanged
     tagger.config["tc_repetition_min_count"] = 4  # three occurrences are not enough now
     assert dict(tagger.classify(text, [thrice])[0]) == pytest.approx(plain[0], abs=1e-6)
+
+
+def test_joint_head_spans_add_techniques_the_si_cut_missed() -> None:
+    tagger = Tagger("fast", threads=1)
+    text = (
+        "The corrupt elites will destroy our great nation. Patriots must rise up now, before "
+        "the traitors and their puppets silence every decent citizen. Make our country proud!"
+    )
+    tagger.config["joint_head_threshold"] = None
+    before = {(s.start, s.end, s.technique): s.score for s in tagger.predict(text, threshold=0.01)}
+    tagger.config["joint_head_threshold"] = 0.05
+    after = {(s.start, s.end, s.technique): s.score for s in tagger.predict(text, threshold=0.01)}
+    assert before.items() <= after.items()  # the SI cut's spans stay as they were
+    extra = set(after) - set(before)
+    assert extra
+    for s, e, t in extra:  # only where that technique was not found already
+        assert not any(t == bt and s < be and bs < e for bs, be, bt in before)
+        assert 0 < after[(s, e, t)] < 1 and text[s:e].strip() == text[s:e]

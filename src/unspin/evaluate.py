@@ -107,6 +107,7 @@ SI_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 MAX_GAPS = (0, 1, 2)
 EXTEND_RATIOS = (1.0, 0.8, 0.6)  # hysteresis: spans grow over tokens above ratio x threshold
 JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+JOINT_HEAD_THRESHOLDS = (None, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)  # None: no head spans
 
 
 def tune(
@@ -118,6 +119,9 @@ def tune(
     decodes its spans with its own threshold and gap (``joint_si_threshold``,
     ``joint_max_gap``), searched with the labelling settings to maximise joint F1: the SI-best
     cut was up to 2 joint points from the joint-best one (``small`` of session 3 on val).
+    Last, ``joint_head_threshold`` adds joint spans read off the technique heads
+    (``Tagger._head_spans``), searched for joint F1 with everything else fixed. The TC task's
+    Repetition rule is tuned for TC F1 (``tune_tc``).
     ``joint_cut=False``: joint reuses SI's cut (the tuner before session 3;
     benchmarks/tuning_cv.py compares the two out of sample)."""
     c = tagger.config
@@ -149,6 +153,7 @@ def tune(
         "repetition_floor": (0.0, 0.3, 0.6),
         "joint_threshold": JOINT_THRESHOLDS,
     }
+    c["joint_head_threshold"] = None  # the SI cut's spans only, until the last step
     search(labelling)
     if not joint_cut:
         return {k: c[k] for k in (*best[1], "joint_si_threshold", "joint_max_gap", *labelling)}
@@ -160,7 +165,9 @@ def tune(
         }
     )
     search(labelling)
-    keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling)
+    # spans read off the technique heads, added where the SI cut found none of that technique
+    search({"joint_head_threshold": JOINT_HEAD_THRESHOLDS})
+    keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling, "joint_head_threshold")
     return {k: c[k] for k in keys} | tune_tc(tagger, outputs, gold)
 
 

@@ -425,9 +425,41 @@ class Tagger:
             for k, p in scores.items():
                 score = float(calibrate(raw_si * p, cal))
                 spans.append(Span(start, end, TECHNIQUES[k], score))
+        spans += self._head_spans(out, spans)
         cut = c.get("joint_threshold", 0.0) if threshold is None else threshold
         spans = [sp for sp in spans if sp.score >= cut]
         return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
+
+    def _head_spans(self, out: ArticleOutputs, found: list[Span]) -> list[Span]:
+        """Joint spans read off the per-technique token heads: runs of tokens whose technique
+        probability exceeds ``joint_head_threshold`` (off when unset), kept where no span of
+        that technique was found already (the SI-cut spans above miss techniques whose tokens
+        the SI head rates low). Score: calibrated(mean P(span) x mean P(technique)), as above."""
+        c = self.config
+        thr = c.get("joint_head_threshold")
+        if thr is None or not len(out.tech):
+            return []
+        inside = out.si[:, 1] + out.si[:, 2]
+        cal, extra = c.get("joint_calibration"), []
+        for k in np.flatnonzero(out.tech.max(axis=0) > thr):
+            runs = runs_to_spans(
+                out.text,
+                out.enc,
+                out.tech[:, k],
+                float(thr),
+                min_chars=c.get("min_chars", 3),
+                sentences=bool(c.get("split_sentences", False)),
+            )
+            same = [(sp.start, sp.end) for sp in found if sp.technique == TECHNIQUES[k]]
+            for start, end, raw_k in runs:
+                if any(start < e and s < end for s, e in same):
+                    continue
+                if c.get("drop_function_words", True) and only_function_words(out.text[start:end]):
+                    continue
+                a, b = span_token_range(out.enc, start, end)
+                score = float(calibrate(float(inside[a:b].mean()) * raw_k, cal))
+                extra.append(Span(start, end, TECHNIQUES[int(k)], score))
+        return extra
 
 
 def _recurs(text: str, start: int, end: int) -> bool:
