@@ -144,6 +144,15 @@ def test_score_reading_levels() -> None:
     assert score_reading(41.0, 0.41, 9)[1].startswith("heavily loaded: 41%")
 
 
+def test_a_user_threshold_never_reads_as_plain_reporting() -> None:
+    level, reading = score_reading(0.0, 0.0, 0, threshold=0.5)
+    assert level == "none" and "plain reporting" not in reading
+    assert reading.startswith("no techniques found at confidence 0.5 or above")
+    assert score_reading(10.0, 0.1, 2, threshold=0.25)[1] == (
+        "lightly loaded: 10% of sentences use at least one technique at confidence 0.25 or above"
+    )
+
+
 class RecordingTagger:
     def __init__(self, spans: Sequence[Span]) -> None:
         self.spans = list(spans)
@@ -161,6 +170,7 @@ def test_threshold_passed_and_checked() -> None:
     assert tagger.thresholds == [0.3]
     assert a.threshold == 0.3
     assert a.summary.level == "none"
+    assert a.summary.reading.startswith("no techniques found at confidence 0.3 or above")
     with pytest.raises(InputError, match="threshold must be between 0 and 1"):
         analyzer.analyze("x", threshold=1.5)
     with pytest.raises(InputError, match="empty"):

@@ -149,3 +149,15 @@ def test_joint_head_spans_add_techniques_the_si_cut_missed() -> None:
     for s, e, t in extra:  # only where that technique was not found already
         assert not any(t == bt and s < be and bs < e for bs, be, bt in before)
         assert 0 < after[(s, e, t)] < 1 and text[s:e].strip() == text[s:e]
+
+
+def test_model_and_title_mistakes_get_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        Tagger(str(tmp_path / "no_such_model"))
+    with pytest.raises(ModelError, match="got int 3"):
+        Tagger(3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="names two models"):
+        Analyzer("fast", model="small")
+    analyzer = Analyzer(PhraseTagger({"traitors": "Name_Calling,Labeling"}), entities=None)
+    with pytest.raises(InputError, match="title must be a str"):
+        analyzer.analyze("Traitors everywhere!", title=5)  # type: ignore[arg-type]

@@ -141,8 +141,12 @@ def test_split_sentences_cuts_at_sentence_ends_but_not_abbreviations() -> None:
     assert pieces == [
         "our leaders",
         "The blood of our martyrs",
-        "Mr. Haddad and the U.S. Army said so.",
+        "Mr. Haddad and the U.S. Army said so",  # the text's end: marks out, as before "The"
     ]
+    assert split_sentences("Blame the U.S. \n", 0, 14) == [(0, 14)]  # an abbreviation stays
+    assert split_sentences("Traitors!  ", 0, 9) == [(0, 8)]
+    assert split_sentences("Traitors. Next", 0, 9) == [(0, 8)]  # a span ending at the marks
+    assert split_sentences("So. Traitors. next", 4, 13) == [(4, 13)]  # no sentence follows
 
 
 def test_runs_to_spans_splits_sentences_only_when_asked() -> None:

@@ -206,6 +206,10 @@ def test_html_file_main_text_and_title() -> None:
     assert "body script ran" not in doc.text
     assert "Copyright" not in doc.text
     assert "Privacy" not in doc.text
+    # one paragraph per block, a blank line between (spans and sentences never cross one)
+    paragraphs = doc.text.strip().split("\n\n")
+    assert len(paragraphs) == 5 and not any("\n" in para for para in paragraphs)
+    assert paragraphs[1].startswith("The brave defenders") and paragraphs[1].endswith("mines.")
 
 
 def test_title_prepended_when_body_lacks_it(tmp_path: Path) -> None:

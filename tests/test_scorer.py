@@ -268,3 +268,29 @@ def test_cli_errors_are_one_line(args: tuple[str, str, str], message: str) -> No
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     assert message in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_score_cli_warns_about_mismatched_ids_and_unlabelled_template_rows(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "gold.tc").write_text("1\tDoubt\t0\t5\n1\tSlogans\t6\t10\n2\tDoubt\t3\t8\n")
+    (tmp_path / "short.tc").write_text("1\tDoubt\t0\t5\n1\tSlogans\t6\t10\n")
+    (tmp_path / "off.tc").write_text("1\tDoubt\t0\t5\n1\tSlogans\t6\t11\n")
+    (tmp_path / "gold.si").write_text("1\t0\t5\n2\t3\t8\n")
+    (tmp_path / "ids.si").write_text("article1\t0\t5\n")
+    (tmp_path / "half.si").write_text("1\t0\t5\n")
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        res = runner.invoke(app, ["score", *args, "--json"])
+        return res.exit_code, res.stdout, res.stderr
+
+    code, out, err = run("tc", str(tmp_path / "gold.tc"), str(tmp_path / "short.tc"))
+    assert code == 0 and json.loads(out)["recall"] == pytest.approx(2 / 3)
+    assert "label 2 of the 3 template rows" in err and "gold.tc, line 3" in err
+    code, _, err = run("tc", str(tmp_path / "gold.tc"), str(tmp_path / "off.tc"))
+    assert code == 1 and f"{tmp_path / 'off.tc'}, line 2: TC prediction" in err
+    code, _, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "ids.si"))
+    assert code == 0 and "not in the gold ('article1')" in err and "cover 0 of the 2" in err
+    code, _, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "half.si"))
+    assert code == 0 and err == ""  # one of two articles predicted: nothing strange

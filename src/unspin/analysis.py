@@ -96,6 +96,11 @@ class Analyzer:
         entities: EntityFinder | Literal["auto"] | None = "auto",
     ) -> None:
         if isinstance(tagger, str | os.PathLike):  # Analyzer("fast"), as Tagger("fast")
+            if model != "default" and str(tagger) != str(model):
+                raise InputError(
+                    f"Analyzer({str(tagger)!r}, model={model!r}) names two models; pass one: "
+                    f"Analyzer({str(model)!r})"
+                )
             tagger, model = None, str(tagger)
         if tagger is not None and not callable(getattr(tagger, "predict", None)):
             raise ModelError(
@@ -133,6 +138,9 @@ class Analyzer:
         confidence instead of the model's tuned cut. ``source``: where the text came from (a
         path or URL), kept in the report and used as the article id of ``--format semeval``."""
         check_text(text)
+        for name, value in (("title", title), ("source", source)):
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"{name} must be a str or None, got {type(value).__name__}")
         if not text.lstrip("\ufeff").strip():
             raise InputError("the text is empty; nothing to analyse")
         check_threshold(threshold)
@@ -207,7 +215,9 @@ def _build(
             )
         )
     sentences = sentence_infos(text, sent_ranges, infos)
-    summary = summarise(text, spans, sentences, infos, target_rows(infos), status, note)
+    summary = summarise(
+        text, spans, sentences, infos, target_rows(infos), status, note, threshold=threshold
+    )
     return Analysis(
         generator=f"unspin {unspin.__version__}",
         source=source,

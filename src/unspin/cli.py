@@ -72,10 +72,13 @@ def score(
         task_name = task.strip().lower()
         if task_name not in TASKS:
             raise InputError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}.")
-        result = score_files(task_name, gold, pred)
+        notes: list[str] = []
+        result = score_files(task_name, gold, pred, notes)
     except UnspinError as err:
         _fail(err)
         return
+    for note in notes:
+        typer.echo(f"Warning: {note}", err=True)
 
     if as_json:
         typer.echo(json.dumps({"task": task_name, **result.to_dict()}))
@@ -209,7 +212,8 @@ def train(
         "runs/model"
     ),
 ) -> None:
-    """Train a model from a config (needs the train extra; tens of minutes on CPU)."""
+    """Train a model from a config (needs the train extra; the shipped recipes take hours on a
+    2-core CPU, minutes on a GPU: MODEL_CARD.md lists the times)."""
     from unspin.corpus import default_corpus_dir
     from unspin.errors import ModelError
 

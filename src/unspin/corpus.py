@@ -19,7 +19,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +64,8 @@ class Label:
     start: int
     end: int
     technique: str | None = None
+    #: "FILE, line N" for a label read from a file (error messages); not part of its value
+    where: str | None = field(default=None, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- articles
@@ -83,7 +85,8 @@ def read_article(path: str | os.PathLike[str]) -> str:
         ) from None
     except UnicodeDecodeError as err:
         raise CorpusError(
-            f"{path}: not valid UTF-8 at byte {err.start}; re-save the article as UTF-8."
+            f"{path}: not valid UTF-8 at byte offset {err.start} "
+            f"(byte 0x{err.object[err.start]:02x}); re-save the article as UTF-8"
         ) from None
     except OSError as err:
         raise CorpusError(f"{path}: cannot read article ({err.strerror}).") from None
@@ -212,7 +215,8 @@ def _read_label_file(path: Path) -> str:
             text = fh.read()
     except UnicodeDecodeError as err:
         raise CorpusError(
-            f"{path}: not valid UTF-8 at byte {err.start}; re-save the labels file as UTF-8."
+            f"{path}: not valid UTF-8 at byte offset {err.start} "
+            f"(byte 0x{err.object[err.start]:02x}); re-save the labels file as UTF-8"
         ) from None
     except OSError as err:
         raise CorpusError(f"{path}: cannot read labels file ({err.strerror}).") from None
@@ -258,7 +262,7 @@ def read_labels(
                         f"{label.article_id} ({len(article)} characters); offsets count "
                         "Unicode code points, including a leading BOM and '\\r'."
                     )
-            labels.append(label)
+            labels.append(replace(label, where=where))
     return labels
 
 

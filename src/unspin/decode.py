@@ -183,6 +183,8 @@ _TRAIL = ",;:([{"
 # a sentence end: . ! ? (a run of them, then closing quotes/brackets), whitespace, then a
 # capital, digit or opening quote; not after an initial or a common abbreviation ("U.S. Army",
 # "Mr. Haddad", "Sept. 11", "Apple Inc. CEO", "5 p.m. Monday")
+_NEXT_SENTENCE = re.compile(r"\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_FINAL_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s*$")
 _SENT_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _ABBREV = re.compile(
     r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|\b[ap]\.m|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|"
@@ -206,6 +208,18 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
         )
         pieces.append((pos, cut))
         pos = m.end()
+    # a span that ends with the marks of a sentence end, before the next sentence or the end
+    # of the text: the marks stay out, as they do when the span runs on into the next sentence
+    last = _FINAL_END.search(text, pos, end)
+    if (
+        last
+        and (_NEXT_SENTENCE.match(text, end) or all(is_blank(c) for c in text[end:]))
+        and not (
+            last.group(1) == "." and _ABBREV.search(text, max(pos, last.start() - 12), last.start())
+        )
+    ):
+        closers = last.group(2)
+        end = last.end(2) if closers and any(c in text[pos:end] for c in _OPENERS) else last.start()
     pieces.append((pos, end))
     return [t for t in (_trim(text, s, e) for s, e in pieces) if t[1] > t[0]]
 

@@ -228,6 +228,9 @@ def from_html(html: str, source: str, *, url: str | None = None) -> Document:
     )
     data = json.loads(raw) if raw else {}
     body = (data.get("text") or data.get("raw_text") or "").strip()
+    # trafilatura puts each block (paragraph, heading, list item) on one line; a blank line
+    # between them is a paragraph break, as in plain-text articles (spans never cross one)
+    body = "\n\n".join(line.strip() for line in body.splitlines() if line.strip())
     title = (data.get("title") or "").strip() or None
     if len(re.findall(r"\w+", body)) < _MIN_WORDS:  # trafilatura's fallback keeps menu crumbs
         raise InputError(f"{source}: no article text found in this HTML page")

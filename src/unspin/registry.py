@@ -7,6 +7,7 @@ is an ensemble (``"members"``), ``model.onnx``, ``tc_head.npz`` and ``tokenizer.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,11 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
 
 def resolve_model(model: str | Path) -> Path:
     """A model's folder: ``"default"``, a shipped model's name, or a path to a model folder."""
+    if not isinstance(model, str | os.PathLike):
+        raise ModelError(
+            f"a model is a name such as 'fast' (see `unspin models`) or a model folder's path; "
+            f"got {type(model).__name__} {model!r}"
+        )
     models = shipped_models()
     name = str(model)
     if name == "default":
@@ -90,6 +96,12 @@ def resolve_model(model: str | Path) -> Path:
         check_model_folder(path)
         return path
     known = ", ".join(models) or "none"
+    if isinstance(model, os.PathLike) or os.sep in name or "/" in name or name.startswith("."):
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ModelError(
+            f"model folder {name!r} {what}: pass a folder made by `unspin train` (config.json, "
+            f"model.onnx, tokenizer.json, tc_head.npz) or a shipped model's name ({known})"
+        )
     raise ModelError(
         f"Unknown model {name!r}: pick one of {known} (see `unspin models`) or pass a model folder"
     )

@@ -37,7 +37,7 @@ from unspin.corpus import TASKS, Label, Task, read_labels
 from unspin.errors import CorpusError, InputError
 from unspin.techniques import TECHNIQUE_INDEX
 
-__all__ = ["Score", "score", "score_files", "merge_spans", "TASKS"]
+__all__ = ["Score", "score", "score_files", "coverage_notes", "merge_spans", "TASKS"]
 
 
 @dataclass
@@ -199,6 +199,9 @@ def _score_tc(gold: list[Label], pred: list[Label]) -> Score:
     for label in pred:
         pred_by_span[(label.article_id, label.start, label.end)][label.technique or ""] += 1
 
+    first: dict[tuple[str, int, int], Label] = {}
+    for label in pred:
+        first.setdefault((label.article_id, label.start, label.end), label)
     for span, techniques in pred_by_span.items():
         n_rows = sum(techniques.values())
         n_template = sum(gold_by_span[span].values()) if span in gold_by_span else 0
@@ -210,8 +213,8 @@ def _score_tc(gold: list[Label], pred: list[Label]) -> Score:
                 else f"has {n_rows} predicted rows but only {n_template} in the gold"
             )
             raise InputError(
-                f"TC prediction for article {article_id}, span {start}-{end} {problem}; "
-                "TC predictions must label exactly the template spans, one row per "
+                f"{_at(first[span])}TC prediction for article {article_id}, span {start}-{end} "
+                f"{problem}; TC predictions must label exactly the template spans, one row per "
                 "template row."
             )
 
@@ -232,6 +235,10 @@ def _score_tc(gold: list[Label], pred: list[Label]) -> Score:
     return Score(precision, recall, f1, per_technique, len(gold), len(pred), support)
 
 
+def _at(label: Label) -> str:
+    return f"{label.where}: " if label.where else ""
+
+
 def score(task: Task | str, gold: list[Label], pred: list[Label]) -> Score:
     """Score ``pred`` against ``gold`` with the measure of ``task`` (si, tc or joint)."""
     if task not in TASKS:
@@ -248,9 +255,10 @@ def score_files(
     task: Task | str,
     gold_path: str | os.PathLike[str],
     pred_path: str | os.PathLike[str],
+    notes: list[str] | None = None,
 ) -> Score:
     """Read gold and predicted labels (a file or a folder of ``.labels`` files each) and
-    :func:`score` them."""
+    :func:`score` them. ``notes``: a list to which :func:`coverage_notes` warnings are added."""
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}.")
     gold = read_labels(gold_path, task=task)  # type: ignore[arg-type]
@@ -260,4 +268,45 @@ def score_files(
             "check that GOLD comes before PRED"
         )
     pred = read_labels(pred_path, task=task)  # type: ignore[arg-type]
+    if notes is not None:
+        notes += coverage_notes(gold, pred, tc=task == "tc")
     return score(task, gold, pred)
+
+
+def coverage_notes(gold: list[Label], pred: list[Label], *, tc: bool = False) -> list[str]:
+    """Warnings for article ids that look mismatched: predicted ids absent from the gold, and
+    predictions for under half of the gold articles (``tc``: template rows left unlabelled).
+    The scores stay the task's (such rows count as false positives, such articles as missed);
+    these only say why they may be low."""
+    notes = []
+    gold_ids = {g.article_id for g in gold}
+    pred_ids = {p.article_id for p in pred}
+    strange = sorted(pred_ids - gold_ids)
+    if strange:
+        shown = ", ".join(repr(a) for a in strange[:3]) + (", ..." if len(strange) > 3 else "")
+        notes.append(
+            f"{len(strange)} predicted article id(s) are not in the gold ({shown}): their rows "
+            "count as false positives; a PTC id is the ID of article<ID>.txt"
+        )
+    covered = len(gold_ids & pred_ids)
+    if tc:
+        left = Counter((g.article_id, g.start, g.end) for g in gold)
+        left.subtract((p.article_id, p.start, p.end) for p in pred)
+        missing = [g for g in gold if left[(g.article_id, g.start, g.end)] > 0]
+        if missing:
+            m = missing[0]
+            notes.append(
+                f"the TC predictions label {len(pred)} of the {len(gold)} template rows: "
+                f"{sum(n for n in left.values() if n > 0)} gold row(s) have no prediction and "
+                f"count as missed, the first for article {m.article_id}, span "
+                f"{m.start}-{m.end} ({m.where or 'gold'}); `unspin predict --task tc "
+                "--template GOLD` labels every row"
+            )
+        return notes
+    if pred and covered < len(gold_ids) / 2:
+        notes.append(
+            f"the predictions cover {covered} of the {len(gold_ids)} gold articles: the others' "
+            "gold spans count as missed; to score a subset, give a gold file with only its "
+            "articles"
+        )
+    return notes

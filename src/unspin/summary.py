@@ -18,9 +18,18 @@ __all__ = ["score_reading", "sentence_infos", "summarise"]
 SHORT_TEXT = 3  # sentences: under this, the reading warns that the score means little
 
 
-def score_reading(score: float, sentence_share: float, n_spans: int) -> tuple[Level, str]:
-    """The level and plain-language reading of an overall score (see docs/report.md)."""
+def score_reading(
+    score: float, sentence_share: float, n_spans: int, threshold: float | None = None
+) -> tuple[Level, str]:
+    """The level and plain-language reading of an overall score (see docs/report.md). With a
+    user ``threshold`` the reading says that only spans at or above it were counted: a high
+    one leaves no spans, which must not read as "plain reporting"."""
     pct = round(100 * sentence_share)
+    if n_spans == 0 and threshold is not None:
+        return "none", (
+            f"no techniques found at confidence {threshold:g} or above (the threshold asked "
+            "for); without a threshold the model's own cut applies and may find some"
+        )
     if n_spans == 0:
         return "none", "no techniques found: the text reads as plain reporting"
     if score < 5:
@@ -33,7 +42,8 @@ def score_reading(score: float, sentence_share: float, n_spans: int) -> tuple[Le
     else:
         level, words = "heavy", "heavily loaded"
     noun = "sentence uses" if pct == 1 else "of sentences use"
-    return level, f"{words}: {pct}% {noun} at least one technique"
+    only = f" at confidence {threshold:g} or above" if threshold is not None else ""
+    return level, f"{words}: {pct}% {noun} at least one technique{only}"
 
 
 def sentence_infos(
@@ -83,6 +93,7 @@ def summarise(
     targets: list[TargetRow],
     targets_status: TargetStatus,
     targets_note: str | None,
+    threshold: float | None = None,
 ) -> Summary:
     """The article-level :class:`~unspin.schema.Summary` of an analysis."""
     n_sent = len(sentences)
@@ -98,7 +109,7 @@ def summarise(
     share = len(loaded) / n_sent if n_sent else 0.0
     score = 100.0 * (len(loaded) - len(quoted_only) / 2) / n_sent if n_sent else 0.0
     score = round(min(100.0, max(0.0, score)), 1)
-    level, reading = score_reading(score, share, len(spans))
+    level, reading = score_reading(score, share, len(spans), threshold)
     if quoted_only:
         reading += f" ({len(quoted_only)} only inside quotations)"
     if not looks_english(text):  # the models read English only: "none found" would mislead
