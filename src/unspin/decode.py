@@ -6,6 +6,7 @@ spans, snapped outwards to whole words and stitched back to exact code-point off
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -276,17 +277,23 @@ def span_token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
 _EDGE = " \t\n\"'“”‘’.,;:!?"
 
 
+@functools.lru_cache(maxsize=8)
+def _lower(text: str) -> str:
+    """``text.lower()``, kept for the few articles in hand: every span of an article asks."""
+    return text.lower()
+
+
 def occurrences(text: str, start: int, end: int) -> int:
     """How often the span's text occurs in the article (case-insensitive, as a substring, edge
     punctuation and quotes stripped; 1 for a key under 3 characters)."""
     key = text[start:end].lower().strip(_EDGE)
-    return text.lower().count(key) if len(key) >= 3 else 1
+    return _lower(text).count(key) if len(key) >= 3 else 1
 
 
 def repetition_features(text: str, start: int, end: int) -> np.ndarray:
     """Article-level features of a span: length, recurrence of its text, punctuation cues."""
     frag = text[start:end]
-    low = text.lower()
+    low = _lower(text)
     key = frag.lower().strip(_EDGE)
     occ = occurrences(text, start, end)
     words = [w for w in key.split() if len(w) > 3]
