@@ -197,3 +197,22 @@ def test_occurrences_counts_the_span_text_case_insensitively() -> None:
     assert occurrences(text, 0, 8) == 3  # "Treason!" -> key "treason"
     assert occurrences(text, 31, 40) == 3  # the quoted one, quotes stripped
     assert occurrences(text, 42, 45) == 1  # "No." -> "no": under 3 characters
+
+
+def test_complete_phrase_moves_a_dangling_end_to_the_next_content_word() -> None:
+    from unspin.decode import complete_phrase
+
+    def grown(text: str, span: str, max_words: int = 3) -> str:
+        s = text.index(span)
+        return text[s : complete_phrase(text, s, s + len(span), max_words)]
+
+    text = "We hail the great victory of our people, and the brave US-backed men of\nthe army."
+    assert grown(text, "great victory of our") == "great victory of our people"
+    assert grown(text, "great victory") == "great victory"  # ends on a content word
+    assert grown(text, "people, and", max_words=1) == "people, and the"  # at most one word
+    assert grown(text, "people, and") == "people, and the brave"  # "the" is one more
+    assert grown(text, "and the") == "and the brave"
+    assert grown(text, "brave US-backed men of") == "brave US-backed men of"  # line break
+    assert grown("They are of the", "They are of") == "They are of the"  # text ends
+    assert grown("Shame on them, on", "Shame on") == "Shame on them"
+    assert grown("Shame on, them", "Shame on") == "Shame on"  # punctuation stops it

@@ -19,6 +19,7 @@ __all__ = [
     "stitch",
     "runs_to_spans",
     "snap_to_words",
+    "complete_phrase",
     "split_paragraphs",
     "occurrences",
     "repetition_features",
@@ -108,6 +109,7 @@ def runs_to_spans(
     max_gap: int = 0,
     sentences: bool = False,
     extend: float | None = None,
+    complete: int = 0,
 ) -> list[tuple[int, int, float]]:
     """Maximal runs of tokens with ``prob > threshold`` -> (start, end, mean prob) char spans.
 
@@ -115,6 +117,8 @@ def runs_to_spans(
     Runs separated by at most ``max_gap`` tokens below threshold are joined. ``extend`` (a
     lower threshold, hysteresis) grows each run over its neighbours with ``prob > extend``, up
     to the next run. With ``sentences``, spans are also cut where a sentence ends inside them.
+    ``complete`` > 0: a span ending on a function word takes up to that many more words
+    (``complete_phrase``).
     """
     above = prob > threshold
     spans: list[tuple[int, int]] = []
@@ -157,9 +161,31 @@ def runs_to_spans(
         for ps, pe in split_paragraphs(text, s, e):
             cuts = split_sentences(text, ps, pe) if sentences else [(ps, pe)]
             for cs, ce in cuts:
+                ce = complete_phrase(text, cs, ce, complete) if complete else ce
                 if ce - cs >= min_chars:
                     out.append((cs, ce, score))
     return _merge_overlaps(out)
+
+
+_PHRASE_WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
+
+
+def complete_phrase(text: str, start: int, end: int, max_words: int = 3) -> int:
+    """The end of a span that stops on a function word ("the great victory of our"), moved
+    over the next words of the same clause until one is not a function word ("... of our
+    people"), at most ``max_words`` of them; any punctuation or line break stops it."""
+    words = _PHRASE_WORD.findall(text, start, end)
+    if not words or not _function_word(words[-1].lower()):
+        return end
+    pos, n = end, 0
+    for m in _PHRASE_WORD.finditer(text, end):
+        gap = text[pos : m.start()]
+        if not gap or any(c not in " \t\u00a0" for c in gap):
+            break
+        pos, n = m.end(), n + 1
+        if not _function_word(m.group().lower()) or n >= max_words:
+            break
+    return pos
 
 
 def _merge_overlaps(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

@@ -348,6 +348,7 @@ class Tagger:
             sentences=bool(c.get("split_sentences", False)),
             # hysteresis for SI only: growing the joint task's spans lost joint F1 out of sample
             extend=None if joint else thr * float(c.get("extend_ratio", 1.0)),
+            complete=int(c.get("complete_phrases", 3)),
         )
 
     def _si_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
@@ -449,6 +450,7 @@ class Tagger:
                 float(thr),
                 min_chars=c.get("min_chars", 3),
                 sentences=bool(c.get("split_sentences", False)),
+                complete=int(c.get("complete_phrases", 3)),
             )
             same = [(sp.start, sp.end) for sp in found if sp.technique == TECHNIQUES[k]]
             for start, end, raw_k in runs:
