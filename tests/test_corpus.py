@@ -241,3 +241,16 @@ def test_default_corpus_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(ENV_CORPUS_DIR, str(tmp_path / "missing"))
     with pytest.raises(CorpusError, match=ENV_CORPUS_DIR):
         default_corpus_dir()
+
+
+def test_labels_files_with_any_line_ends(tmp_path: Path) -> None:
+    rows = ["1\t0\t5", "1\t6\t9", "2\t3\t8"]
+    want = [Label("1", 0, 5), Label("1", 6, 9), Label("2", 3, 8)]
+    for end in ("\n", "\r\n", "\r"):
+        path = tmp_path / f"x{len(end)}{ord(end[0])}.labels"
+        path.write_bytes((end.join(rows) + end).encode())
+        assert read_labels(path, task="si") == want
+    bad = tmp_path / "bad.labels"
+    bad.write_bytes(b"1\t0\t5\r1\t6\r")
+    with pytest.raises(CorpusError, match=r"bad.labels, line 2: expected 3"):
+        read_labels(bad, task="si")

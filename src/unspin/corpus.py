@@ -242,8 +242,8 @@ def read_labels(
     labels: list[Label] = []
     for file in _label_files(Path(path)):
         text = _read_label_file(file)
-        for lineno, raw in enumerate(text.split("\n"), start=1):
-            line = raw.rstrip("\r")
+        # LF, CRLF or old-Mac CR line ends: a labels file has no other use for a CR
+        for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
             if not line.strip():
                 continue
             where = f"{file}, line {lineno}"
