@@ -216,3 +216,59 @@ def test_complete_phrase_moves_a_dangling_end_to_the_next_content_word() -> None
     assert grown("They are of the", "They are of") == "They are of the"  # text ends
     assert grown("Shame on them, on", "Shame on") == "Shame on them"
     assert grown("Shame on, them", "Shame on") == "Shame on"  # punctuation stops it
+
+
+def test_occurrences_count_whole_words_and_not_function_words() -> None:
+    from unspin.decode import occurrences
+
+    text = "This war is a crime. The award went to the software team. A warning. War!"
+    assert occurrences(text, 5, 8) == 2  # "war", "War": not "award", "software", "warning"
+    the = text.index("the")
+    assert occurrences(text, the, the + 3) == 1  # a function word never counts as repeated
+
+
+def test_completion_stops_at_tokens_quotes_and_clause_ends() -> None:
+    from unspin.decode import complete_phrase
+
+    def grown(text: str, span: str) -> str:
+        s = text.index(span)
+        return text[s : complete_phrase(text, s, s + len(span))]
+
+    assert grown("sanctions imposed by the U.S. government", "imposed by the") == (
+        "imposed by the U.S."
+    )
+    assert grown("they sent over 1,000 troops", "sent over") == "sent over 1,000"
+    assert grown("attacks of 9/11 were", "attacks of") == "attacks of 9/11"
+    assert grown("smash any US/NATO/EU attack", "smash any") == "smash any US/NATO/EU"
+    assert grown("behavior of the US in their country", "behavior of the") == (
+        "behavior of the US"  # the country, not "us"
+    )
+    assert grown('proud of our "heroes"', "proud of our") == "proud of our"  # a quote stops it
+    assert grown("victory of our people. And", "victory of our") == "victory of our people"
+
+
+def test_completed_pieces_that_meet_merge_into_one_span() -> None:
+    import numpy as np
+
+    text = "They betrayed our great nation today."
+    enc = _enc(text)
+    prob = np.zeros(len(enc.ids))
+    words = [text[a:b] for a, b in enc.offsets]
+    prob[words.index("our")] = prob[words.index("nation")] = 0.9
+    spans = runs_to_spans(text, enc, prob, 0.5, complete=3)
+    assert [text[s:e] for s, e, _ in spans] == ["our great nation"]
+    apart = runs_to_spans(text, enc, prob, 0.5)  # without completion: two runs
+    assert [text[s:e] for s, e, _ in apart] == ["our", "nation"]
+
+
+def test_stray_quotes_leave_span_edges_and_paragraph_ends_end_sentences() -> None:
+    from unspin.decode import split_sentences
+
+    def cut(text: str, end: int | None = None) -> list[str]:
+        return [text[s:e] for s, e in split_sentences(text, 0, len(text) if end is None else end)]
+
+    assert cut("a self-described “") == ["a self-described"]
+    assert cut("BANKRUPT EGO MANIAC'") == ["BANKRUPT EGO MANIAC"]
+    assert cut("“Crush them”") == ["“Crush them”"]
+    assert cut("What a disgrace!\n\nthe end", 16) == ["What a disgrace"]
+    assert cut("What a disgrace! the end", 16) == ["What a disgrace!"]  # no sentence follows

@@ -294,3 +294,18 @@ def test_score_cli_warns_about_mismatched_ids_and_unlabelled_template_rows(
     assert code == 0 and "not in the gold ('article1')" in err and "cover 0 of the 2" in err
     code, _, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "half.si"))
     assert code == 0 and err == ""  # one of two articles predicted: nothing strange
+    folder = tmp_path / "gold"
+    folder.mkdir()
+    (folder / "article1.task-si.labels").write_text("1\t0\t5\n")
+    (folder / "article2.task-si.labels").write_text("")  # an article without gold spans
+    (tmp_path / "both.si").write_text("1\t0\t5\n2\t1\t4\n")
+    code, _, err = run("si", str(folder), str(tmp_path / "both.si"))
+    assert code == 0 and err == ""
+    many = "".join(f"{i}\t0\t5\n" for i in range(1, 11))  # 9 of 10 ids unknown: strange
+    (tmp_path / "many.si").write_text(many)
+    code, _, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "many.si"))
+    assert "8 predicted article id(s) are not in the gold" in err
+    (tmp_path / "one_off.si").write_text("1\t0\t5\n2\t3\t8\n3\t0\t4\n4\t0\t4\n5\t0\t4\n")
+    (tmp_path / "gold5.si").write_text("1\t0\t5\n2\t3\t8\n3\t0\t4\n4\t0\t4\n")
+    code, _, err = run("si", str(tmp_path / "gold5.si"), str(tmp_path / "one_off.si"))
+    assert err == ""  # 1 of 5: an article without gold spans, as PTC has

@@ -92,10 +92,16 @@ def _function_word(word: str) -> bool:
     return head in FUNCTION_WORDS
 
 
+def _function_token(word: str) -> bool:
+    """``_function_word`` for a word as written: "US" (the country) is not "us"."""
+    return word != "US" and _function_word(word.lower())
+
+
 def only_function_words(text: str) -> bool:
     """True when ``text`` has no word outside ``FUNCTION_WORDS`` (or no word at all);
-    contractions of function words ("they're", "don't") count as function words."""
-    return all(_function_word(w) for w in _WORD.findall(text.lower()))
+    contractions of function words ("they're", "don't") count as function words, "US" does
+    not."""
+    return all(_function_token(w) for w in _WORD.findall(text))
 
 
 def runs_to_spans(
@@ -164,36 +170,53 @@ def runs_to_spans(
                 ce = complete_phrase(text, cs, ce, complete) if complete else ce
                 if ce - cs >= min_chars:
                     out.append((cs, ce, score))
-    return _merge_overlaps(out)
+    return _merge_overlaps(out, text if complete else None)
 
 
-_PHRASE_WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
+_TOKEN = re.compile(r"\S+")
+_TOKEN_TAIL = re.compile(r"[,;:!?)\]}\"'”’»]+$|(?<![.\d\W][A-Za-z])(?<!\.\w)\.$")
 
 
 def complete_phrase(text: str, start: int, end: int, max_words: int = 3) -> int:
     """The end of a span that stops on a function word ("the great victory of our"), moved
     over the next words of the same clause until one is not a function word ("... of our
-    people"), at most ``max_words`` of them; any punctuation or line break stops it."""
-    words = _PHRASE_WORD.findall(text, start, end)
-    if not words or not _function_word(words[-1].lower()):
+    people"), at most ``max_words`` of them. A word is a whole token ("U.S.", "1,000", "9/11",
+    "US/NATO"); a line break, a token that opens with punctuation (a quote, a bracket) or one
+    that ends a clause (its trailing comma or full stop stays out) stops it."""
+    words = _WORD.findall(text, start, end)
+    if not words or not _function_token(words[-1]):
         return end
     pos, n = end, 0
-    for m in _PHRASE_WORD.finditer(text, end):
+    for m in _TOKEN.finditer(text, end):
         gap = text[pos : m.start()]
-        if not gap or any(c not in " \t\u00a0" for c in gap):
+        if not gap or any(c not in " \t\u00a0" for c in gap) or not m.group()[0].isalnum():
             break
-        pos, n = m.end(), n + 1
-        if not _function_word(m.group().lower()) or n >= max_words:
+        tail = _TOKEN_TAIL.search(m.group())
+        core = m.group()[: tail.start()] if tail else m.group()
+        if not core:
+            break
+        pos, n = m.start() + len(core), n + 1
+        if tail or not all(_function_token(w) for w in _WORD.findall(core)) or n >= max_words:
             break
     return pos
 
 
-def _merge_overlaps(spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+def _merge_overlaps(
+    spans: list[tuple[int, int, float]], text: str | None = None
+) -> list[tuple[int, int, float]]:
     """Merge spans that overlap (two runs inside one word both snap out to that word), the
-    score weighted by length; spans that only touch stay apart."""
+    score weighted by length; spans that only touch stay apart. With ``text``, spans apart by
+    spaces only are merged too: phrase completion grew one up to the next ("our great" +
+    "nation"), which the maximal runs never leave otherwise."""
     merged: list[tuple[int, int, float]] = []
     for s, e, score in sorted(spans):
-        if merged and s < merged[-1][1]:
+        spaced = (
+            text is not None
+            and merged
+            and s > merged[-1][1]
+            and all(c in " \t\u00a0" for c in text[merged[-1][1] : s])
+        )
+        if merged and (s < merged[-1][1] or spaced):
             ms, me, mscore = merged[-1]
             ne = max(me, e)
             w1, w2 = me - ms, e - s
@@ -210,6 +233,7 @@ _TRAIL = ",;:([{"
 # a sentence end: . ! ? (a run of them, then closing quotes/brackets), whitespace, then a
 # capital, digit or opening quote; not after an initial or a common abbreviation ("U.S. Army",
 # "Mr. Haddad", "Sept. 11", "Apple Inc. CEO", "5 p.m. Monday")
+_LINE_END = re.compile(r"[ \t\u00a0]*(?:\r|\n|\u2028|\u2029)")  # a line or paragraph ends
 _NEXT_SENTENCE = re.compile(r"\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _FINAL_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s*$")
 _SENT_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
@@ -235,12 +259,16 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
         )
         pieces.append((pos, cut))
         pos = m.end()
-    # a span that ends with the marks of a sentence end, before the next sentence or the end
-    # of the text: the marks stay out, as they do when the span runs on into the next sentence
+    # a span that ends with the marks of a sentence end, before the next sentence, a line
+    # break or the end of the text: the marks stay out, as they do when the span runs on
     last = _FINAL_END.search(text, pos, end)
     if (
         last
-        and (_NEXT_SENTENCE.match(text, end) or all(is_blank(c) for c in text[end:]))
+        and (
+            _NEXT_SENTENCE.match(text, end)
+            or _LINE_END.match(text, end)
+            or all(is_blank(c) for c in text[end:])
+        )
         and not (
             last.group(1) == "." and _ABBREV.search(text, max(pos, last.start() - 12), last.start())
         )
@@ -252,12 +280,42 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _trim(text: str, s: int, e: int) -> tuple[int, int]:
-    """Drop stray punctuation and whitespace at a span's edges."""
-    while s < e and (text[s] in _LEAD or is_blank(text[s])):
-        s += 1
-    while e > s and (text[e - 1] in _TRAIL or is_blank(text[e - 1])):
-        e -= 1
-    return s, e
+    """Drop stray punctuation, stray quotes and whitespace at a span's edges: an opening quote
+    at the end, a closing one at the start, and a quote whose partner is not in the span
+    ("a self-described “", "MANIAC'")."""
+    while True:
+        s0, e0 = s, e
+        while s < e and (text[s] in _LEAD or is_blank(text[s])):
+            s += 1
+        while e > s and (text[e - 1] in _TRAIL or is_blank(text[e - 1])):
+            e -= 1
+        if s < e and (text[s] in "”’" or (text[s] in "“‘\"'" and not _closes(text, s, e))):
+            s += 1
+        if e > s and (text[e - 1] in "“‘" or (text[e - 1] in "”’\"'" and not _opens(text, s, e))):
+            e -= 1
+        if (s, e) == (s0, e0):
+            return s, e
+
+
+_PARTNER = {"“": "”", "‘": "’", '"': '"', "'": "'"}
+
+
+def _closes(text: str, s: int, e: int) -> bool:
+    """The quote at ``s`` is closed inside the span."""
+    close = _PARTNER[text[s]]
+    return close in text[s + 1 : e] or (close == "’" and "'" in text[s + 1 : e])
+
+
+def _opens(text: str, s: int, e: int) -> bool:
+    """The quote at ``e - 1`` was opened inside the span (a word's apostrophe, as in "Dems'",
+    has none: it goes too)."""
+    q = text[e - 1]
+    inside = text[s : e - 1]
+    if q == "”":
+        return "“" in inside or '"' in inside
+    if q == "’":
+        return "‘" in inside or "'" in inside
+    return q in inside
 
 
 def _paragraph_breaks(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -309,11 +367,27 @@ def _lower(text: str) -> str:
     return text.lower()
 
 
-def occurrences(text: str, start: int, end: int) -> int:
-    """How often the span's text occurs in the article (case-insensitive, as a substring, edge
-    punctuation and quotes stripped; 1 for a key under 3 characters)."""
+def _substring_count(text: str, start: int, end: int) -> int:
+    """The span's text (lower-cased, edge punctuation stripped) counted as a substring of the
+    article; 1 for a key under 3 characters. The span classifier's recurrence feature: the
+    shipped networks were trained with it, so it stays as it is."""
     key = text[start:end].lower().strip(_EDGE)
     return _lower(text).count(key) if len(key) >= 3 else 1
+
+
+@functools.lru_cache(maxsize=256)
+def _whole(key: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
+
+
+def occurrences(text: str, start: int, end: int) -> int:
+    """How often the span's text occurs in the article as whole words (case-insensitive, edge
+    punctuation and quotes stripped): "war" is not counted inside "award" or "warning". 1 for
+    a key under 3 characters or of function words only ("the", "of our")."""
+    key = text[start:end].lower().strip(_EDGE)
+    if len(key) < 3 or only_function_words(text[start:end]):
+        return 1
+    return max(1, len(_whole(key).findall(_lower(text))))
 
 
 def repetition_features(text: str, start: int, end: int) -> np.ndarray:
@@ -321,7 +395,7 @@ def repetition_features(text: str, start: int, end: int) -> np.ndarray:
     frag = text[start:end]
     low = _lower(text)
     key = frag.lower().strip(_EDGE)
-    occ = occurrences(text, start, end)
+    occ = _substring_count(text, start, end)
     words = [w for w in key.split() if len(w) > 3]
     others = low[:start] + " " + low[end:]
     share = sum(1 for w in words if w in others) / len(words) if words else 0.0
