@@ -361,8 +361,9 @@ class Tagger:
     def classify(
         self, text: str, spans: Sequence[tuple[int, int]]
     ) -> list[list[tuple[str, float]]]:
-        """For each (start, end), all techniques ranked by probability (the TC task). Offsets
-        are code points with 0 <= start < end <= len(text)."""
+        """For each (start, end), all techniques ranked by probability (the TC task, so with
+        its Repetition rule: see ``tc_probs``). Offsets are code points with
+        0 <= start < end <= len(text)."""
         spans = check_spans(check_text(text), spans)
         probs = self.tc_probs(self.outputs(text), spans)
         ranked = []
