@@ -198,12 +198,11 @@ def _score_tc(gold: list[Label], pred: list[Label]) -> Score:
     pred_by_span: dict[tuple[str, int, int], Counter[str]] = defaultdict(Counter)
     for label in gold:
         gold_by_span[(label.article_id, label.start, label.end)][label.technique or ""] += 1
+    first: dict[tuple[str, int, int], Label] = {}  # the first row of a span, for its line
     for label in pred:
-        pred_by_span[(label.article_id, label.start, label.end)][label.technique or ""] += 1
-
-    first: dict[tuple[str, int, int], Label] = {}
-    for label in pred:
-        first.setdefault((label.article_id, label.start, label.end), label)
+        key = (label.article_id, label.start, label.end)
+        pred_by_span[key][label.technique or ""] += 1
+        first.setdefault(key, label)
     for span, techniques in pred_by_span.items():
         n_rows = sum(techniques.values())
         n_template = sum(gold_by_span[span].values()) if span in gold_by_span else 0
