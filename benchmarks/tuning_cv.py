@@ -9,7 +9,8 @@ folds and scored on the held-out one; the held-out predictions of all folds are 
 scored together. Both tuners are run: the joint task reusing SI's cut (before session 3) and
 with its own cut (``joint_si_threshold``/``joint_max_gap``). Prints, per tuner, the in-sample
 scores (tuned and scored on all of val, what MODEL_CARD reports) and the cross-validated ones.
-Then the same for the TC task's Repetition rule (``unspin.evaluate.tune_tc``) against none.
+Then the same for the TC task's settings (``unspin.evaluate.tune_tc``: the lexical
+classifier's weight and the Repetition rule) against the span head alone.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--tc-only", action="store_true", help="only the TC Repetition rule")
+    ap.add_argument(
+        "--tc-only", action="store_true", help="only the TC settings (lexical weight, Repetition)"
+    )
     args = ap.parse_args()
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, "val")
@@ -116,7 +119,7 @@ def main() -> None:
             flush=True,
         )
     tagger.config.clear()
-    tagger.config.update(base, tc_repetition_factor=1.0)
+    tagger.config.update(base, tc_repetition_factor=1.0, tc_lexical_weight=0.0)
     plain = tc_f1(tagger, outs, gold)
     tuned = tune_tc(tagger, outs, gold)
     inside = tc_f1(tagger, outs, gold)
@@ -125,7 +128,8 @@ def main() -> None:
         order = list(np.random.default_rng(r).permutation(ids))
         cv_tc.append(tc_cv(tagger, outs, gold, [order[k :: args.folds] for k in range(args.folds)]))
     print(
-        f"TC without the Repetition rule {plain:.4f}; with it {tuned}: in-sample {inside:.4f}, "
+        f"TC of the span head alone {plain:.4f}; with the TC settings {tuned}: "
+        f"in-sample {inside:.4f}, "
         f"cross-validated {np.mean(cv_tc):.4f} (per repeat: {' '.join(f'{t:.4f}' for t in cv_tc)})"
     )
 

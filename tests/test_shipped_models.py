@@ -80,6 +80,8 @@ def test_configs_are_json_with_decoding_settings() -> None:
             assert all(not m.get("members") for m in members)
         else:
             assert config["stride"] <= config["max_len"] - 2
+            if config.get("tc_lexical_weight"):
+                assert (resolve_model(info["name"]) / "lexical.npz").is_file()
 
 
 def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:

@@ -10,6 +10,8 @@ from conftest import ARTICLES
 from typer.testing import CliRunner
 
 from unspin.cli import app
+from unspin.errors import ModelError
+from unspin.evaluate import LEXICAL_WEIGHTS
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
 
@@ -37,9 +39,10 @@ def trained(
 
 
 def test_export_writes_a_complete_model_folder(trained: Path) -> None:
-    for name in ("model.onnx", "tc_head.npz", "tokenizer.json", "config.json"):
+    for name in ("model.onnx", "tc_head.npz", "tokenizer.json", "config.json", "lexical.npz"):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
+    assert config["tc_lexical_weight"] in LEXICAL_WEIGHTS
     assert config["max_len"] == 24
     assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
     assert 0.0 <= config["si_threshold"] <= 1.0
@@ -310,6 +313,30 @@ def test_init_starts_from_a_trained_network(
     cfg.write_text(base + f'layers = 1\ninit = "{start}"\n', encoding="utf-8")
     with pytest.raises(ModelError, match="does not fit"):
         train(cfg, tiny_corpus, tmp_path / "run3", finalize_run=False)
+
+
+def test_add_lexical_fits_the_classifier_into_a_model_folder(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.train.export import add_lexical
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    (folder / "lexical.npz").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    config.update(tc_lexical_weight=1.0)  # a config that needs the file it lacks
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="lexical.npz is missing"):
+        Tagger(folder, threads=1)
+    config.update(tc_lexical_weight=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    assert Tagger(folder, threads=1).lexical is None
+    scores = add_lexical(folder, tiny_corpus, c=1.0, threads=1)
+    tagger = Tagger(folder, threads=1)
+    assert tagger.lexical is not None and "w|traitors" in tagger.lexical.index
+    assert json.loads((folder / "config.json").read_text())["val"] == scores
 
 
 def test_retune_rewrites_decoding_for_this_runtime(

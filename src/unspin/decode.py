@@ -387,7 +387,10 @@ def occurrences(text: str, start: int, end: int) -> int:
     key = text[start:end].lower().strip(_EDGE)
     if len(key) < 3 or only_function_words(text[start:end]):
         return 1
-    return max(1, len(_whole(key).findall(_lower(text))))
+    low = _lower(text)
+    if low.count(key) < 2:  # whole-word matches are some of these: at most one
+        return 1
+    return max(1, len(_whole(key).findall(low)))
 
 
 def repetition_features(text: str, start: int, end: int) -> np.ndarray:

@@ -108,6 +108,8 @@ MAX_GAPS = (0, 1, 2)
 EXTEND_RATIOS = (1.0, 0.8, 0.6)  # hysteresis: spans grow over tokens above ratio x threshold
 JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 JOINT_HEAD_THRESHOLDS = (None, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)  # None: no head spans
+# the lexical classifier's weight beside the span head (0: the head alone; unspin.lexical)
+LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
 def tune(
@@ -167,7 +169,13 @@ def tune(
     search(labelling)
     # spans read off the technique heads, added where the SI cut found none of that technique
     search({"joint_head_threshold": JOINT_HEAD_THRESHOLDS})
-    keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling, "joint_head_threshold")
+    keys = (
+        *best[1],
+        "joint_si_threshold",
+        "joint_max_gap",
+        *labelling,
+        "joint_head_threshold",
+    )
     return {k: c[k] for k in keys} | tune_tc(tagger, outputs, gold)
 
 
@@ -197,15 +205,22 @@ def tc_f1(tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold) -> flo
 def tune_tc(
     tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold
 ) -> dict[str, float | int]:
-    """The TC task's Repetition rule (``Tagger.tc_probs``): the factor and minimum count with
-    the best TC F1 (ties go to the earlier, milder setting); written into tagger.config."""
+    """The TC task's settings (``Tagger.tc_probs``): the lexical classifier's weight (when the
+    model has one) and the Repetition rule's factor and minimum count, with the best TC F1
+    (ties go to the earlier, milder setting); written into tagger.config."""
     best: tuple[float, dict[str, float | int]] = (-1.0, {})
-    for factor, least in TC_REPETITION:
-        setting = {"tc_repetition_factor": factor, "tc_repetition_min_count": least}
-        tagger.config.update(setting)
-        f1 = tc_f1(tagger, outputs, gold)
-        if f1 > best[0] + 1e-12:
-            best = (f1, setting)
+    weights = LEXICAL_WEIGHTS if tagger.lexical is not None else (0.0,)
+    for weight in weights:
+        for factor, least in TC_REPETITION:
+            setting = {
+                "tc_lexical_weight": weight,
+                "tc_repetition_factor": factor,
+                "tc_repetition_min_count": least,
+            }
+            tagger.config.update(setting)
+            f1 = tc_f1(tagger, outputs, gold)
+            if f1 > best[0] + 1e-12:
+                best = (f1, setting)
     tagger.config.update(best[1])
     return best[1]
 

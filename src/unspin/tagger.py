@@ -27,6 +27,7 @@ from unspin.decode import (
     stitch,
 )
 from unspin.errors import InputError, ModelError
+from unspin.lexical import LexicalClassifier
 from unspin.registry import (
     check_model_folder,
     member_folder,
@@ -69,6 +70,7 @@ class ArticleOutputs:
     hidden: list[np.ndarray]  # per window (len(ids), h)
     tech_win: list[np.ndarray]  # per window (len(ids), 14) sigmoid probabilities
     span_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    lexical_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     members: list[ArticleOutputs] = field(default_factory=list)  # ensembles: one per member
 
 
@@ -171,7 +173,16 @@ class Tagger:
 
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
-        self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
+        lexical: Path | None = folder / "lexical.npz"  # read when first needed
+        if not (folder / "lexical.npz").exists():
+            lexical = None
+            if config.get("tc_lexical_weight"):
+                raise ModelError(
+                    f"{folder / 'config.json'} weighs in a lexical classifier, but "
+                    f"{folder / 'lexical.npz'} is missing: copy it from the run's onnx folder, "
+                    "or set tc_lexical_weight to 0 in config.json"
+                )
+        self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical)
         self.workers = workers
 
     @classmethod
@@ -200,18 +211,29 @@ class Tagger:
 
     @classmethod
     def from_parts(
-        cls, config: dict[str, Any], tokenizer: Any, backend: Backend, head: dict[str, np.ndarray]
+        cls,
+        config: dict[str, Any],
+        tokenizer: Any,
+        backend: Backend,
+        head: dict[str, np.ndarray],
+        lexical: LexicalClassifier | None = None,
     ) -> Tagger:
         """Build a tagger around any backend (used by training to evaluate the torch model)."""
         self = cls.__new__(cls)
-        self._setup(config, tokenizer, backend, head)
+        self._setup(config, tokenizer, backend, head, lexical)
         self.name = config.get("name", "custom")
         return self
 
     def _setup(
-        self, config: dict[str, Any], tokenizer: Any, backend: Backend, head: dict[str, np.ndarray]
+        self,
+        config: dict[str, Any],
+        tokenizer: Any,
+        backend: Backend,
+        head: dict[str, np.ndarray],
+        lexical: LexicalClassifier | Path | None = None,
     ) -> None:
         self.config = config
+        self._lexical = lexical
         self.tokenizer = tokenizer
         self.backend = backend
         self.head = head
@@ -224,6 +246,18 @@ class Tagger:
         self.batch_size = int(config.get("batch_size", 8))
         self.members: list[Tagger] = []
         self.workers = 1
+
+    @property
+    def lexical(self) -> LexicalClassifier | None:
+        """The lexical span classifier (``unspin.lexical``), or None when the model has none;
+        read from the model folder when first used (the joint task never needs it)."""
+        if isinstance(self._lexical, Path):
+            self._lexical = LexicalClassifier.load(self._lexical)
+        return self._lexical
+
+    @lexical.setter
+    def lexical(self, value: LexicalClassifier | None) -> None:
+        self._lexical = value
 
     def _average(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Members' outputs averaged with the config's ``member_weights`` (equal if absent)."""
@@ -276,16 +310,23 @@ class Tagger:
             tech_win=tech_w,
         )
 
-    def classify_outputs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
-        """Technique probabilities (len(spans), 14) for given character spans."""
+    def classify_outputs(
+        self,
+        out: ArticleOutputs,
+        spans: Sequence[tuple[int, int]],
+        lexical_weight: float = 0.0,
+    ) -> np.ndarray:
+        """Technique probabilities (len(spans), 14) for given character spans: the span
+        classifier's, times the lexical classifier's (``unspin.lexical``) to the power
+        ``lexical_weight`` where the model has one, renormalised (the TC task uses the config's
+        ``tc_lexical_weight``; joint labels, the span head alone)."""
         if not spans:
             return np.zeros((0, len(TECHNIQUES)), np.float32)
-        todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
-        if todo and self.members:
+        if self.members:  # each member mixes in its own lexical classifier; cached by each
             pairs = zip(self.members, out.members, strict=True)
-            probs = self._average([m.classify_outputs(o, todo) for m, o in pairs])
-            out.span_cache.update(zip(todo, probs, strict=True))
-        elif todo and not out.windows and self.config.get("tc_prior"):
+            return self._average([m.classify_outputs(o, spans, lexical_weight) for m, o in pairs])
+        todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
+        if todo and not out.windows and self.config.get("tc_prior"):
             # no tokens (a blank text): nothing to read; the training labels' shares
             prior = np.asarray(self.config["tc_prior"], np.float32)
             out.span_cache.update((sp, prior) for sp in todo)
@@ -300,7 +341,16 @@ class Tagger:
             logits = h @ w2t + self.head["b2"]
             probs = _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
             out.span_cache.update(zip(todo, probs, strict=True))
-        return np.stack([out.span_cache[sp] for sp in spans])
+        probs = np.stack([out.span_cache[sp] for sp in spans])
+        weight = float(lexical_weight or 0.0)
+        if weight and self.lexical is not None and out.windows:
+            todo = [sp for sp in dict.fromkeys(spans) if sp not in out.lexical_cache]
+            if todo:
+                lex = self.lexical.log_probs(out.text, todo)
+                out.lexical_cache.update(zip(todo, lex, strict=True))
+            lex = np.stack([out.lexical_cache[sp] for sp in spans])
+            probs = _softmax(np.log(np.maximum(probs, 1e-9)) + weight * lex)
+        return probs
 
     def tc_probs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """The TC task's technique probabilities: the span classifier's, with Repetition
@@ -309,7 +359,9 @@ class Tagger:
         spans are Repetition, and the classifier, which saw the training spans' recurrence
         counts, is sure of them there (TC 0.99 on train) but not on new articles. The joint task
         does not use it: there it lost joint F1 (docs/experiments.md, round 7)."""
-        probs = self.classify_outputs(out, spans)
+        probs = self.classify_outputs(
+            out, spans, float(self.config.get("tc_lexical_weight") or 0.0)
+        )
         factor = float(self.config.get("tc_repetition_factor", 1.0))
         if factor == 1.0 or not len(probs):
             return probs
@@ -410,6 +462,8 @@ class Tagger:
             # "will" or "they are" alone names no technique a reader can check (joint F1 on
             # val: small +0.10, fast +0.07 points); SI keeps them (dropping them cost 0.07)
             si = [(s, e, r) for s, e, r in si if not only_function_words(out.text[s:e])]
+        # the span head alone: weighing in the lexical classifier did not raise joint F1
+        # out of sample (docs/experiments.md, round 8)
         probs = self.classify_outputs(out, [(s, e) for s, e, _ in si])
         second = float(c.get("second_label_ratio", 0.6))
         rep_floor = float(c.get("repetition_floor", 0.0))

@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     # start from a trained run's network.pt (every weight, heads included; same encoder and
     # layers) instead of the pretrained encoder: to train a shipped model further
     "init": "",
+    # the lexical span classifier (unspin.lexical) fitted on the training spans beside the
+    # network, with this inverse L2 strength (0: none)
+    "lexical_c": 10.0,
 }
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates

@@ -13,10 +13,11 @@ import torch
 
 from unspin.errors import ModelError
 from unspin.evaluate import evaluate
+from unspin.lexical import LexicalClassifier
 from unspin.tagger import Tagger
 from unspin.train.model import Network
 
-__all__ = ["export", "ship"]
+__all__ = ["add_lexical", "export", "retune", "ship"]
 
 
 class _Graph(torch.nn.Module):
@@ -41,8 +42,10 @@ def export(
     val_gold: dict[str, list] | None = None,
     *,
     quantize: bool = True,
+    lexical: LexicalClassifier | None = None,
 ) -> Path:
-    """Write ``out/`` = model.onnx (int8) + tc_head.npz + tokenizer.json + config.json."""
+    """Write ``out/`` = model.onnx (int8) + tc_head.npz + tokenizer.json + config.json (+
+    lexical.npz, the lexical span classifier, when given)."""
     out.mkdir(parents=True, exist_ok=True)
     net = net.float().eval()
     # eager attention exports the plain MatMul/Softmax pattern that onnxruntime fuses into its
@@ -71,6 +74,8 @@ def export(
     heads, hidden = int(enc_cfg.num_attention_heads), int(enc_cfg.hidden_size)
     np.savez(out / "tc_head.npz", **net.tc_head_arrays())  # type: ignore[arg-type]
     shutil.copy(tokenizer_json, out / "tokenizer.json")
+    if lexical is not None:
+        lexical.save(out / "lexical.npz")
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"
     if quantize:
@@ -163,7 +168,14 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
         return tuple(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
 
     head = dict(np.load(folder / "tc_head.npz"))
-    return Tagger.from_parts(dict(config), load_tokenizer(folder / "tokenizer.json"), backend, head)
+    lexical = folder / "lexical.npz"
+    return Tagger.from_parts(
+        dict(config),
+        load_tokenizer(folder / "tokenizer.json"),
+        backend,
+        head,
+        LexicalClassifier.load(lexical) if lexical.exists() else None,
+    )
 
 
 def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[str, Any]:
@@ -194,6 +206,24 @@ def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[
     return config["val"]
 
 
+def add_lexical(
+    folder: str | Path, corpus: str | Path, *, c: float = 10.0, threads: int = 2
+) -> dict[str, Any]:
+    """Fit the lexical span classifier on the training split into an exported model's folder
+    (``lexical.npz``), then re-tune its decoding (``retune``) so the TC task and the joint
+    labels can weigh it in. Returns the val scores."""
+    from unspin.corpus import load_split
+    from unspin.train.lexical import fit_lexical
+    from unspin.train.loop import _load
+
+    folder, corpus = Path(folder), Path(corpus)
+    texts, gold = _load(corpus, load_split(corpus, "train"))
+    lexical = fit_lexical(texts, gold, c=c)
+    lexical.save(folder / "lexical.npz")
+    _log(f"lexical classifier: {len(lexical.vocab)} terms, C = {c}")
+    return retune(folder, corpus, threads=threads)
+
+
 def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
     """Copy an exported model into the package (src/unspin/models/NAME): int8 ONNX, span
     classifier weights in fp16, tokenizer, config."""
@@ -215,6 +245,10 @@ def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
         return dst
     shutil.copy(src / "model.onnx", dst / "model.onnx")
     shutil.copy(src / "tokenizer.json", dst / "tokenizer.json")
+    if (src / "lexical.npz").exists():
+        shutil.copy(src / "lexical.npz", dst / "lexical.npz")
+    else:
+        (dst / "lexical.npz").unlink(missing_ok=True)
     with np.load(src / "tc_head.npz") as npz:
         np.savez_compressed(
             dst / "tc_head.npz", **{k: npz[k].astype(np.float16) for k in npz.files}

@@ -414,8 +414,15 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     train_ids = load_split(corpus, "train")
     if cfg["max_train_articles"]:
         train_ids = train_ids[: cfg["max_train_articles"]]
-    infer_cfg = _infer_config(cfg, tok, _load(corpus, train_ids)[1])
-    tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays())
+    tr_texts, tr_gold = _load(corpus, train_ids)
+    infer_cfg = _infer_config(cfg, tok, tr_gold)
+    lexical = None
+    if float(cfg["lexical_c"]) > 0:
+        from unspin.train.lexical import fit_lexical
+
+        lexical = fit_lexical(tr_texts, tr_gold, c=float(cfg["lexical_c"]))
+        _log(f"lexical classifier: {len(lexical.vocab)} terms")
+    tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays(), lexical)
     outs = _outputs(tagger, va_texts)
     tuned, calib, ev = fit_decoding(tagger, outs, va_gold)
     _log(f"best torch model val: {ev.line()}  tuned {tuned}")
@@ -423,5 +430,13 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     (run / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     from unspin.train.export import export
 
-    export(net.cpu(), tagger.config, enc_dir / "tokenizer.json", run / "onnx", va_texts, va_gold)
+    export(
+        net.cpu(),
+        tagger.config,
+        enc_dir / "tokenizer.json",
+        run / "onnx",
+        va_texts,
+        va_gold,
+        lexical=lexical,
+    )
     return run

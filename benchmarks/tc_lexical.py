@@ -1,0 +1,82 @@
+"""The TC task with and without the lexical span classifier (``unspin.lexical``), on val.
+
+    python benchmarks/tc_lexical.py --model small [--corpus PTC_DIR] [--refit C]
+
+Prints TC micro-F1 on val's gold spans for: the span head alone, the lexical classifier alone
+(its argmax), and the two combined at each weight of ``unspin.evaluate.LEXICAL_WEIGHTS`` (the
+model's Repetition rule applied throughout), plus the lexical classifier's time per span.
+``--refit C`` first fits a new lexical classifier on the training split with inverse L2
+strength C (needs the [train] extra) instead of the model's ``lexical.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.evaluate import LEXICAL_WEIGHTS, tc_f1
+from unspin.lexical import LexicalClassifier
+from unspin.scorer import score
+from unspin.tagger import Tagger
+from unspin.techniques import TECHNIQUES
+
+
+def lexical_alone(clf: LexicalClassifier, texts: dict, gold: dict) -> tuple[float, float]:
+    """TC F1 of the lexical classifier's ranking alone, and its seconds per span."""
+    from unspin.evaluate import _labels
+
+    rows, n, t0 = [], 0, time.perf_counter()
+    for aid, spans in gold.items():
+        uniq = sorted({(s, e) for s, e, _ in spans})
+        ranked = {
+            sp: list(np.argsort(-lp))
+            for sp, lp in zip(uniq, clf.log_probs(texts[aid], uniq), strict=True)
+        }
+        n += len(uniq)
+        used: dict[tuple[int, int], int] = {}
+        for s, e, _ in spans:
+            k = used.get((s, e), 0)
+            rows.append((aid, s, e, TECHNIQUES[ranked[(s, e)][k % len(TECHNIQUES)]]))
+            used[(s, e)] = k + 1
+    seconds = (time.perf_counter() - t0) / max(n, 1)
+    gj = _labels((a, s, e, t) for a, sp in gold.items() for s, e, t in sp)
+    return score("tc", gj, _labels(rows)).f1, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="small")
+    ap.add_argument("--corpus", type=Path, default=None)
+    ap.add_argument("--refit", type=float, default=0.0, metavar="C")
+    args = ap.parse_args()
+    corpus = args.corpus or default_corpus_dir()
+    tagger = Tagger(args.model, threads=2)
+    if args.refit:
+        from unspin.train.lexical import fit_lexical
+
+        t0 = time.perf_counter()
+        tagger.lexical = fit_lexical(
+            *load_texts_and_gold(corpus, load_split(corpus, "train")), c=args.refit
+        )
+        print(f"fitted on train in {time.perf_counter() - t0:.0f} s, C = {args.refit}")
+    assert tagger.lexical is not None, f"model {tagger.name} has no lexical.npz: use --refit C"
+    texts, gold = load_texts_and_gold(corpus, load_split(corpus, "val"))
+    outs = {a: tagger.outputs(t) for a, t in texts.items()}
+    alone, seconds = lexical_alone(tagger.lexical, texts, gold)
+    print(
+        f"model {tagger.name}: {len(tagger.lexical.vocab)} terms; {1000 * seconds:.2f} ms per span"
+    )
+    shipped = tagger.config.get("tc_lexical_weight")
+    print(f"lexical classifier alone  TC {alone:.4f}")
+    for w in LEXICAL_WEIGHTS:
+        tagger.config["tc_lexical_weight"] = w
+        mark = "  (shipped)" if w == shipped else ""
+        print(f"span head x lexical^{w:<4} TC {tc_f1(tagger, outs, gold):.4f}{mark}")
+
+
+if __name__ == "__main__":
+    main()
