@@ -55,7 +55,8 @@ def test_fit_learns_toy_techniques_and_the_file_round_trips(tmp_path: Path) -> N
     texts, gold = _toy()
     clf = fit_lexical(texts, gold, c=10.0)
     new = "Then the thugs and our nation met."
-    spans = [(new.index("the thugs"), new.index("the thugs") + 9), (new.index("our nation"), 33)]
+    thugs, nation = new.index("the thugs"), new.index("our nation")
+    spans = [(thugs, thugs + len("the thugs")), (nation, nation + len("our nation"))]
     lp = clf.log_probs(new, spans)
     assert lp.shape == (2, len(TECHNIQUES))
     assert np.exp(lp).sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
@@ -74,9 +75,21 @@ def test_fit_learns_toy_techniques_and_the_file_round_trips(tmp_path: Path) -> N
 def test_a_broken_lexical_file_is_a_model_error(tmp_path: Path) -> None:
     bad = tmp_path / "lexical.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ModelError, match="re-train"):
+    with pytest.raises(ModelError, match="add_lexical"):
         LexicalClassifier.load(bad)
     clf = LexicalClassifier(["w|x"], np.ones(1), np.zeros((1 + N_DENSE, 14)), np.zeros(14))
+    clf.save(bad)
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])  # a truncated download
+    with pytest.raises(ModelError, match="Cannot read the lexical classifier"):
+        LexicalClassifier.load(bad)
+    bad.write_bytes(whole[:-30] + bytes(30))  # a damaged end
+    with pytest.raises(ModelError, match="lexical"):
+        LexicalClassifier.load(bad)
+    wrong = LexicalClassifier(["w|x", "w|y"], np.ones(2), np.zeros((1 + N_DENSE, 14)), np.zeros(14))
+    wrong.save(bad)  # weights for one term, a vocabulary of two
+    with pytest.raises(ModelError, match="inconsistent"):
+        LexicalClassifier.load(bad)
     clf.save(bad)
     with np.load(bad) as npz:
         arrays = dict(npz)
@@ -97,7 +110,8 @@ def test_tagger_weighs_the_lexical_classifier_in_by_its_weight() -> None:
     head = tagger.classify_outputs(out, spans, 0.0)
     lex = np.exp(tagger.lexical.log_probs(text, spans))
     mixed = tagger.classify_outputs(out, spans, 1.0)
-    want = head * lex / (head * lex).sum(axis=1, keepdims=True)
+    pooled = np.sqrt(head * lex)  # weight 1: the geometric mean, renormalised
+    want = pooled / pooled.sum(axis=1, keepdims=True)
     assert mixed == pytest.approx(want, abs=1e-4)
     assert tagger.classify_outputs(out, spans, 0.0) == pytest.approx(head)  # cache not mixed in
 

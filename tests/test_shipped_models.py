@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from unspin.cli import app
 from unspin.errors import ModelError
+from unspin.lexical import LexicalClassifier
 from unspin.registry import MODELS_DIR, model_infos, resolve_model
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
@@ -81,7 +82,8 @@ def test_configs_are_json_with_decoding_settings() -> None:
         else:
             assert config["stride"] <= config["max_len"] - 2
             if config.get("tc_lexical_weight"):
-                assert (resolve_model(info["name"]) / "lexical.npz").is_file()
+                clf = LexicalClassifier.load(resolve_model(info["name"]) / "lexical.npz")
+                assert len(clf.vocab) > 10_000 and clf.coef.shape[1] == len(TECHNIQUES)
 
 
 def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:

@@ -52,6 +52,8 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\nteacher = ["runs/a", 3]\n', "a list of teachers needs one or more"),
         (b'name = "x"\nteacher = ["runs/a", ""]\n', "a list of teachers needs one or more"),
         (b'name = "x"\nstop_after_epochs = 1.5\n', "should be a whole number"),
+        (b'name = "x"\nlexical_c = -1.0\n', "lexical_c = -1.0 must be a number >= 0"),
+        (b'name = "x"\nlexical_c = inf\n', "lexical_c = inf must be a number >= 0"),
     ],
 )
 def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str) -> None:

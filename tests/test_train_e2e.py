@@ -546,3 +546,36 @@ def test_ln_fp32_keeps_the_layernorm_fed_matmuls_fp32(trained: Path, tmp_path: P
         float_matmuls[mode] = sum(1 for n in graph.node if n.op_type == "MatMul")
     # 2 feed-forward input projections and the 2 output heads read a LayerNorm
     assert float_matmuls["ln_fp32"] - float_matmuls["all"] == 4
+
+
+def test_finalize_tunes_with_the_lexical_classifier_and_drops_a_stale_one(
+    trained: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import unspin.evaluate
+    from unspin.train.loop import finalize
+
+    seen: list[bool] = []
+    real = unspin.evaluate.tune_tc
+
+    def spy(tagger: Tagger, outputs: dict, gold: dict) -> dict:
+        seen.append(tagger.lexical is not None)
+        return real(tagger, outputs, gold)
+
+    monkeypatch.setattr(unspin.evaluate, "tune_tc", spy)
+    run = tmp_path / "run"
+    shutil.copytree(trained.parent, run)
+    finalize(run, tiny_corpus)
+    assert seen == [True, True]  # the torch model's tuning, then the int8 model's
+    assert (run / "onnx" / "lexical.npz").is_file()
+    report = json.loads((run / "train_report.json").read_text())
+    report["config"]["lexical_c"] = 0.0  # no lexical classifier this time
+    (run / "train_report.json").write_text(json.dumps(report))
+    seen.clear()
+    finalize(run, tiny_corpus)
+    assert seen == [False, False]
+    assert not (run / "onnx" / "lexical.npz").exists()  # not the previous export's file
+    config = json.loads((run / "onnx" / "config.json").read_text())
+    assert config["tc_lexical_weight"] == 0.0
+    assert Tagger(run / "onnx", threads=1).lexical is None

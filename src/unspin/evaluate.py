@@ -206,10 +206,12 @@ def tune_tc(
     tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold
 ) -> dict[str, float | int]:
     """The TC task's settings (``Tagger.tc_probs``): the lexical classifier's weight (when the
-    model has one) and the Repetition rule's factor and minimum count, with the best TC F1
-    (ties go to the earlier, milder setting); written into tagger.config."""
+    model, or a member of an ensemble, has one; an ensemble passes it to every member) and the
+    Repetition rule's factor and minimum count, with the best TC F1 (ties go to the earlier,
+    milder setting); written into tagger.config."""
     best: tuple[float, dict[str, float | int]] = (-1.0, {})
-    weights = LEXICAL_WEIGHTS if tagger.lexical is not None else (0.0,)
+    lexical = tagger.lexical is not None or any(m.lexical is not None for m in tagger.members)
+    weights = LEXICAL_WEIGHTS if lexical else (0.0,)
     for weight in weights:
         for factor, least in TC_REPETITION:
             setting = {

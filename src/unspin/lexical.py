@@ -12,6 +12,8 @@ by ``unspin.train.lexical`` and shipped as ``lexical.npz`` beside the network.
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,7 +64,7 @@ def grams(text: str, start: int, end: int) -> dict[str, list[str]]:
 
 def dense_features(text: str, start: int, end: int) -> np.ndarray:
     """Length and recurrence: log characters, log words, recurs >= 2 / >= 3 times, log count,
-    a quotation mark at or next to the span."""
+    a double quotation mark in the span or within 2 characters of it."""
     span = text[start:end]
     n = occurrences(text, start, end)
     near = text[max(0, start - 2) : end + 2]
@@ -129,6 +131,9 @@ class LexicalClassifier:
         return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
 
     def save(self, path: str | Path) -> None:
+        """Write ``path`` (an .npz; the weights in fp16, which must hold them)."""
+        if np.abs(self.coef).max(initial=0.0) > 6e4:
+            raise ValueError("lexical weights too large for fp16: fit with a smaller C")
         np.savez_compressed(
             path,
             format=np.array(FORMAT),
@@ -140,26 +145,44 @@ class LexicalClassifier:
 
     @classmethod
     def load(cls, path: str | Path) -> LexicalClassifier:
+        fix = (
+            "copy lexical.npz again from the run's onnx folder (or reinstall unspin for a "
+            "shipped model), re-fit it with unspin.train.export.add_lexical, or set "
+            "tc_lexical_weight to 0 in the model's config.json"
+        )
         try:
-            with np.load(path) as npz:
-                if int(npz["format"]) != FORMAT:
+            with np.load(path, allow_pickle=False) as npz:
+                version = int(npz["format"])
+                if version != FORMAT:
                     raise ModelError(
-                        f"{path} is a lexical classifier of format {int(npz['format'])}; this "
-                        f"unspin reads format {FORMAT}: upgrade unspin or re-train the model"
+                        f"{path} is a lexical classifier of format {version}; this unspin reads "
+                        f"format {FORMAT}: upgrade unspin, or {fix}"
                     )
                 raw = npz["vocab"].tobytes().decode("utf-8")
                 vocab = raw.split("\n") if raw else []
-                return cls(
+                clf = cls(
                     vocab,
                     npz["idf"].astype(np.float64),
                     npz["coef"].astype(np.float32),
                     npz["bias"].astype(np.float32),
                 )
-        except (OSError, KeyError, ValueError) as err:
+        except ModelError:
+            raise
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            what = type(err).__name__
+            raise ModelError(f"Cannot read the lexical classifier {path} ({what}): {fix}") from None
+        k = clf.bias.shape
+        if (
+            clf.idf.shape != (len(vocab),)
+            or clf.coef.shape != (len(vocab) + N_DENSE, *k)
+            or len(k) != 1
+            or not all(np.isfinite(a).all() for a in (clf.idf, clf.coef, clf.bias))
+        ):
             raise ModelError(
-                f"Cannot read the lexical classifier {path}: {err}. Reinstall unspin or "
-                "re-train the model"
-            ) from None
+                f"The lexical classifier {path} is inconsistent (vocabulary {len(vocab)}, idf "
+                f"{clf.idf.shape}, weights {clf.coef.shape}, bias {k}, or values not finite): {fix}"
+            )
+        return clf
 
 
 def document_frequencies(docs: Iterable[dict[str, list[str]]]) -> Counter[str]:

@@ -317,9 +317,11 @@ class Tagger:
         lexical_weight: float = 0.0,
     ) -> np.ndarray:
         """Technique probabilities (len(spans), 14) for given character spans: the span
-        classifier's, times the lexical classifier's (``unspin.lexical``) to the power
-        ``lexical_weight`` where the model has one, renormalised (the TC task uses the config's
-        ``tc_lexical_weight``; joint labels, the span head alone)."""
+        classifier's; with ``lexical_weight`` w > 0 and a lexical classifier
+        (``unspin.lexical``), their weighted geometric mean P_head^(1/(1+w)) *
+        P_lexical^(w/(1+w)), renormalised (the TC task uses the config's ``tc_lexical_weight``;
+        joint labels, the span head alone). An ensemble passes w on to each member and averages
+        what they return."""
         if not spans:
             return np.zeros((0, len(TECHNIQUES)), np.float32)
         if self.members:  # each member mixes in its own lexical classifier; cached by each
@@ -349,16 +351,21 @@ class Tagger:
                 lex = self.lexical.log_probs(out.text, todo)
                 out.lexical_cache.update(zip(todo, lex, strict=True))
             lex = np.stack([out.lexical_cache[sp] for sp in spans])
-            probs = _softmax(np.log(np.maximum(probs, 1e-9)) + weight * lex)
+            # a logarithmic opinion pool: the weighted geometric mean of the two distributions,
+            # renormalised (the plain product would be far surer than either model)
+            probs = _softmax((np.log(np.maximum(probs, 1e-9)) + weight * lex) / (1.0 + weight))
         return probs
 
     def tc_probs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
-        """The TC task's technique probabilities: the span classifier's, with Repetition
-        multiplied by ``tc_repetition_factor`` (then renormalised) for spans whose text occurs
-        at least ``tc_repetition_min_count`` times in the article. On val, half of such gold
-        spans are Repetition, and the classifier, which saw the training spans' recurrence
-        counts, is sure of them there (TC 0.99 on train) but not on new articles. The joint task
-        does not use it: there it lost joint F1 (docs/experiments.md, round 7)."""
+        """The TC task's technique probabilities: the span classifier's pooled with the
+        lexical classifier's at weight ``tc_lexical_weight`` (``classify_outputs``; round 8),
+        then Repetition multiplied by ``tc_repetition_factor`` (and renormalised) for spans
+        whose text occurs at least ``tc_repetition_min_count`` times in the article. On val,
+        half of such gold spans are Repetition, and the classifier, which saw the training
+        spans' recurrence counts, is sure of them there (TC 0.99 on train) but not on new
+        articles. The joint task uses neither step: they did not raise joint F1 (docs/
+        experiments.md, rounds 7 and 8). Tuned for TC F1, not calibrated: read them as a
+        ranking with rough confidences."""
         probs = self.classify_outputs(
             out, spans, float(self.config.get("tc_lexical_weight") or 0.0)
         )
@@ -414,8 +421,8 @@ class Tagger:
         self, text: str, spans: Sequence[tuple[int, int]]
     ) -> list[list[tuple[str, float]]]:
         """For each (start, end), all techniques ranked by probability (the TC task, so with
-        its Repetition rule: see ``tc_probs``). Offsets are code points with
-        0 <= start < end <= len(text)."""
+        its lexical classifier and Repetition rule: see ``tc_probs``; not calibrated). Offsets
+        are code points with 0 <= start < end <= len(text)."""
         spans = check_spans(check_text(text), spans)
         probs = self.tc_probs(self.outputs(text), spans)
         ranked = []

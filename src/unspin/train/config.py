@@ -102,6 +102,11 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             )
         if key in POSITIVE and value <= 0:
             raise InputError(f"config {path}: {key} = {value!r} must be above 0")
+        if key == "lexical_c" and not 0 <= value < float("inf"):
+            raise InputError(
+                f"config {path}: lexical_c = {value!r} must be a number >= 0 (0: no lexical "
+                "classifier)"
+            )
     if raw.get("init") and not Path(raw["init"]).is_file():
         raise InputError(
             f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt: train "

@@ -76,6 +76,8 @@ def export(
     shutil.copy(tokenizer_json, out / "tokenizer.json")
     if lexical is not None:
         lexical.save(out / "lexical.npz")
+    else:  # never one left from an earlier export into this folder
+        (out / "lexical.npz").unlink(missing_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"
     if quantize:
@@ -210,8 +212,8 @@ def add_lexical(
     folder: str | Path, corpus: str | Path, *, c: float = 10.0, threads: int = 2
 ) -> dict[str, Any]:
     """Fit the lexical span classifier on the training split into an exported model's folder
-    (``lexical.npz``), then re-tune its decoding (``retune``) so the TC task and the joint
-    labels can weigh it in. Returns the val scores."""
+    (``lexical.npz``), then re-tune its decoding (``retune``) so the TC task can weigh it in.
+    Returns the val scores."""
     from unspin.corpus import load_split
     from unspin.train.lexical import fit_lexical
     from unspin.train.loop import _load
