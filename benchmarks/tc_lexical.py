@@ -48,6 +48,31 @@ def lexical_alone(clf: LexicalClassifier, texts: dict, gold: dict) -> tuple[floa
     return score("tc", gj, _labels(rows)).f1, seconds
 
 
+def top_choices(tagger: Tagger, outs: dict, gold: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The TC task's top probability for each gold row and whether its technique is right
+    (rows of one span with two techniques: right if it is either)."""
+    conf, right = [], []
+    for aid, rows in gold.items():
+        spans = [(s, e) for s, e, _ in rows]
+        probs = tagger.tc_probs(outs[aid], spans)
+        for (s, e, _), p in zip(rows, probs, strict=True):
+            conf.append(p.max())
+            right.append(TECHNIQUES[int(p.argmax())] in {t for a, b, t in rows if (a, b) == (s, e)})
+    return np.asarray(conf), np.asarray(right, float)
+
+
+def ece(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top choice."""
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(
+        sum(
+            abs(conf[idx == b].mean() - right[idx == b].mean()) * (idx == b).mean()
+            for b in range(bins)
+            if (idx == b).any()
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default="small")
@@ -73,6 +98,13 @@ def main() -> None:
     )
     shipped = tagger.config.get("tc_lexical_weight")
     print(f"lexical classifier alone  TC {alone:.4f}")
+    for temperature in (1.0, tagger.config.get("tc_calibration_temperature") or 1.0):
+        tagger.config["tc_calibration_temperature"] = temperature
+        conf, right = top_choices(tagger, outs, gold)
+        print(
+            f"temperature {temperature:<4}: top probability {conf.mean():.3f} on average, "
+            f"right {right.mean():.3f}; ECE {ece(conf, right):.3f} (10 bins)"
+        )
     for w in LEXICAL_WEIGHTS:
         tagger.config["tc_lexical_weight"] = w
         mark = "  (shipped)" if w == shipped else ""

@@ -90,6 +90,16 @@ def test_a_broken_lexical_file_is_a_model_error(tmp_path: Path) -> None:
     wrong.save(bad)  # weights for one term, a vocabulary of two
     with pytest.raises(ModelError, match="inconsistent"):
         LexicalClassifier.load(bad)
+    few = LexicalClassifier(["w|x"], np.ones(1), np.zeros((1 + N_DENSE, 13)), np.zeros(13))
+    few.save(bad)  # 13 techniques, not 14
+    with pytest.raises(ModelError, match="inconsistent"):
+        LexicalClassifier.load(bad)
+    clf.save(bad)
+    with np.load(bad) as npz:
+        arrays = dict(npz)
+    np.savez(bad, **(arrays | {"format": np.array([1, 1])}))  # not one number
+    with pytest.raises(ModelError, match="Cannot read"):
+        LexicalClassifier.load(bad)
     clf.save(bad)
     with np.load(bad) as npz:
         arrays = dict(npz)
@@ -122,7 +132,9 @@ def test_the_tc_task_uses_the_configured_weight_and_joint_labels_do_not() -> Non
     tagger = Tagger("fast", threads=1)
     text = "They call him a traitor. Our great nation will win."
     span = (16, 23)
-    tagger.config.update(tc_repetition_factor=1.0, tc_lexical_weight=0.0)
+    tagger.config.update(
+        tc_repetition_factor=1.0, tc_lexical_weight=0.0, tc_calibration_temperature=1
+    )
     out = tagger.outputs(text)
     head = tagger.tc_probs(out, [span])
     tagger.config["tc_lexical_weight"] = 2.0
@@ -131,3 +143,21 @@ def test_the_tc_task_uses_the_configured_weight_and_joint_labels_do_not() -> Non
     joint = tagger.predict(text, threshold=0.01)
     tagger.config["tc_lexical_weight"] = 0.0
     assert tagger.predict(text, threshold=0.01) == joint
+
+
+def test_tc_probabilities_are_softened_and_blank_spans_get_the_prior() -> None:
+    from unspin.tagger import Tagger
+
+    tagger = Tagger("small", threads=1)
+    assert tagger.config["tc_calibration_temperature"] > 1.0  # fitted on val: the pool is sure
+    text = "Title\n\nThey call him a traitor. Our great nation will win."
+    spans = [(5, 7), (22, 29)]
+    out = tagger.outputs(text)
+    soft = tagger.tc_probs(out, spans)
+    assert soft.sum(axis=1) == pytest.approx([1.0, 1.0])
+    prior = np.asarray(tagger.config["tc_prior"]) / sum(tagger.config["tc_prior"])
+    assert soft[0] == pytest.approx(prior)  # "\n\n": nothing to read
+    tagger.config["tc_calibration_temperature"] = 1.0
+    sharp = tagger.tc_probs(out, spans)
+    assert np.argsort(sharp[1]).tolist() == np.argsort(soft[1]).tolist()  # same ranking
+    assert sharp[1].max() > soft[1].max()

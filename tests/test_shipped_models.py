@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -84,6 +85,28 @@ def test_configs_are_json_with_decoding_settings() -> None:
             if config.get("tc_lexical_weight"):
                 clf = LexicalClassifier.load(resolve_model(info["name"]) / "lexical.npz")
                 assert len(clf.vocab) > 10_000 and clf.coef.shape[1] == len(TECHNIQUES)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("tc_lexical_weight", -1.0),
+        ("tc_lexical_weight", "high"),
+        ("tc_repetition_factor", 0.0),
+        ("tc_repetition_min_count", 1.5),
+        ("tc_calibration_temperature", float("inf")),
+    ],
+)
+def test_hand_edited_tc_settings_are_checked(key: str, value: object, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("fast"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=f"{key} = .* must be"):
+        Tagger(folder, threads=1)
 
 
 def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:

@@ -328,8 +328,10 @@ def test_add_lexical_fits_the_classifier_into_a_model_folder(
     config = json.loads((folder / "config.json").read_text())
     config.update(tc_lexical_weight=1.0)  # a config that needs the file it lacks
     (folder / "config.json").write_text(json.dumps(config))
+    tagger = Tagger(folder, threads=1)  # joint spans never need the file
+    assert tagger.predict(ARTICLES["1001"], threshold=0.0) is not None
     with pytest.raises(ModelError, match="lexical.npz is missing"):
-        Tagger(folder, threads=1)
+        tagger.classify(ARTICLES["1001"], [(0, 6)])
     config.update(tc_lexical_weight=0.0)
     (folder / "config.json").write_text(json.dumps(config))
     assert Tagger(folder, threads=1).lexical is None

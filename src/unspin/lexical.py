@@ -23,6 +23,7 @@ import numpy as np
 
 from unspin.decode import occurrences
 from unspin.errors import ModelError
+from unspin.techniques import TECHNIQUES
 
 __all__ = ["GROUPS", "LexicalClassifier", "dense_features", "grams"]
 
@@ -168,14 +169,22 @@ class LexicalClassifier:
                 )
         except ModelError:
             raise
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            TypeError,
+            EOFError,
+            zipfile.BadZipFile,
+            zlib.error,
+        ) as err:
             what = type(err).__name__
             raise ModelError(f"Cannot read the lexical classifier {path} ({what}): {fix}") from None
         k = clf.bias.shape
         if (
             clf.idf.shape != (len(vocab),)
             or clf.coef.shape != (len(vocab) + N_DENSE, *k)
-            or len(k) != 1
+            or k != (len(TECHNIQUES),)
             or not all(np.isfinite(a).all() for a in (clf.idf, clf.coef, clf.bias))
         ):
             raise ModelError(

@@ -7,6 +7,7 @@ is an ensemble (``"members"``), ``model.onnx``, ``tc_head.npz`` and ``tokenizer.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,31 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
             f"{folder} is an incomplete model folder: missing {', '.join(missing)} "
             "(a model folder is what `unspin train` writes to RUN/onnx)"
         )
+    _check_tc_settings(folder, config)
     return config
+
+
+def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
+    """The TC task's settings, which a user may edit by hand: numbers in their range."""
+    rules = {  # key: (test, what it must be)
+        "tc_lexical_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
+        "tc_repetition_factor": (lambda v: 0 < v < math.inf, "a number > 0 (1: off)"),
+        "tc_repetition_min_count": (
+            lambda v: math.isfinite(v) and v >= 1 and v == int(v),
+            "a whole number >= 1",
+        ),
+        "tc_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
+        "tc_calibration_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
+    }
+    for key, (ok, what) in rules.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not ok(value):
+            raise ModelError(
+                f"{folder / 'config.json'}: {key} = {value!r} must be {what}; fix it or re-run "
+                "unspin.train.export.retune on the folder"
+            )
 
 
 def resolve_model(model: str | Path) -> Path:

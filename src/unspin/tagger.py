@@ -9,6 +9,7 @@ tokens in context plus article-level features (length, recurrence).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class ArticleOutputs:
     span_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     lexical_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     members: list[ArticleOutputs] = field(default_factory=list)  # ensembles: one per member
+
+
+_WORDISH = re.compile(r"[^\W_]")  # a letter or digit
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -173,15 +177,8 @@ class Tagger:
 
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
-        lexical: Path | None = folder / "lexical.npz"  # read when first needed
-        if not (folder / "lexical.npz").exists():
-            lexical = None
-            if config.get("tc_lexical_weight"):
-                raise ModelError(
-                    f"{folder / 'config.json'} weighs in a lexical classifier, but "
-                    f"{folder / 'lexical.npz'} is missing: copy it from the run's onnx folder, "
-                    "or set tc_lexical_weight to 0 in config.json"
-                )
+        # read when the TC task first needs it (a missing file is an error only then)
+        lexical = folder / "lexical.npz"
         self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical)
         self.workers = workers
 
@@ -250,10 +247,24 @@ class Tagger:
     @property
     def lexical(self) -> LexicalClassifier | None:
         """The lexical span classifier (``unspin.lexical``), or None when the model has none;
-        read from the model folder when first used (the joint task never needs it)."""
-        if isinstance(self._lexical, Path):
-            self._lexical = LexicalClassifier.load(self._lexical)
-        return self._lexical
+        read from the model folder when first used (the joint task never needs it); a model
+        whose config weighs it in but lacks the file raises ModelError then."""
+        path = self._lexical
+        if isinstance(path, Path):
+            if path.is_file():
+                self._lexical = LexicalClassifier.load(path)
+            elif self.config.get("tc_lexical_weight"):
+                raise ModelError(
+                    f"{path.parent / 'config.json'} weighs in a lexical classifier, but {path} "
+                    "is missing: copy it again from the run's onnx folder (or reinstall unspin "
+                    "for a shipped model), re-fit it with unspin.train.export.add_lexical, or "
+                    "set tc_lexical_weight to 0 in config.json"
+                )
+            else:
+                self._lexical = None
+        lexical = self._lexical
+        assert not isinstance(lexical, Path)
+        return lexical
 
     @lexical.setter
     def lexical(self, value: LexicalClassifier | None) -> None:
@@ -330,7 +341,7 @@ class Tagger:
         todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
         if todo and not out.windows and self.config.get("tc_prior"):
             # no tokens (a blank text): nothing to read; the training labels' shares
-            prior = np.asarray(self.config["tc_prior"], np.float32)
+            prior = self._prior().astype(np.float32)
             out.span_cache.update((sp, prior) for sp in todo)
         elif todo:  # decoding is re-run many times on the same outputs while tuning
             assert self._mlp is not None
@@ -356,29 +367,41 @@ class Tagger:
             probs = _softmax((np.log(np.maximum(probs, 1e-9)) + weight * lex) / (1.0 + weight))
         return probs
 
+    def _prior(self) -> np.ndarray:
+        """The training labels' technique shares (``tc_prior``), or uniform without one."""
+        prior = np.asarray(self.config.get("tc_prior") or np.ones(len(TECHNIQUES)), np.float64)
+        return prior / prior.sum()
+
     def tc_probs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """The TC task's technique probabilities: the span classifier's pooled with the
         lexical classifier's at weight ``tc_lexical_weight`` (``classify_outputs``; round 8),
         then Repetition multiplied by ``tc_repetition_factor`` (and renormalised) for spans
-        whose text occurs at least ``tc_repetition_min_count`` times in the article. On val,
-        half of such gold spans are Repetition, and the classifier, which saw the training
-        spans' recurrence counts, is sure of them there (TC 0.99 on train) but not on new
-        articles. The joint task uses neither step: they did not raise joint F1 (docs/
-        experiments.md, rounds 7 and 8). Tuned for TC F1, not calibrated: read them as a
-        ranking with rough confidences."""
+        whose text occurs at least ``tc_repetition_min_count`` times in the article, then
+        softened by ``tc_calibration_temperature`` (fitted on val by log-loss; the ranking is
+        unchanged). On val, half of the gold spans whose text recurs are Repetition, and the
+        classifier, which saw the training spans' recurrence counts, is sure of them there (TC
+        0.99 on train) but not on new articles. The joint task uses none of these steps: they
+        did not raise joint F1 (docs/experiments.md, rounds 7 and 8). A span with no letter or
+        digit gets the training labels' shares (``tc_prior``): there is nothing to read."""
         probs = self.classify_outputs(
             out, spans, float(self.config.get("tc_lexical_weight") or 0.0)
         )
-        factor = float(self.config.get("tc_repetition_factor", 1.0))
-        if factor == 1.0 or not len(probs):
+        if not len(probs):
             return probs
+        probs = probs.astype(np.float64)
+        factor = float(self.config.get("tc_repetition_factor", 1.0))
         least = int(self.config.get("tc_repetition_min_count", 2))
         rep = TECHNIQUES.index("Repetition")
-        probs = probs.copy()
         for i, (start, end) in enumerate(spans):
-            if occurrences(out.text, start, end) >= least:
+            if factor != 1.0 and occurrences(out.text, start, end) >= least:
                 probs[i, rep] *= factor
                 probs[i] /= probs[i].sum()
+        temperature = float(self.config.get("tc_calibration_temperature") or 1.0)
+        if temperature != 1.0:
+            probs = _softmax(np.log(np.maximum(probs, 1e-12)) / temperature)
+        blank = [i for i, (s, e) in enumerate(spans) if not _WORDISH.search(out.text[s:e])]
+        if blank:
+            probs[blank] = self._prior()
         return probs
 
     # -- public API ------------------------------------------------------------------------
