@@ -169,13 +169,7 @@ def tune(
     search(labelling)
     # spans read off the technique heads, added where the SI cut found none of that technique
     search({"joint_head_threshold": JOINT_HEAD_THRESHOLDS})
-    keys = (
-        *best[1],
-        "joint_si_threshold",
-        "joint_max_gap",
-        *labelling,
-        "joint_head_threshold",
-    )
+    keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling, "joint_head_threshold")
     return {k: c[k] for k in keys} | tune_tc(tagger, outputs, gold)
 
 

@@ -444,7 +444,7 @@ class Tagger:
         self, text: str, spans: Sequence[tuple[int, int]]
     ) -> list[list[tuple[str, float]]]:
         """For each (start, end), all techniques ranked by probability (the TC task, so with
-        its lexical classifier and Repetition rule: see ``tc_probs``; not calibrated). Offsets
+        its lexical classifier, Repetition rule and temperature: see ``tc_probs``). Offsets
         are code points with 0 <= start < end <= len(text)."""
         spans = check_spans(check_text(text), spans)
         probs = self.tc_probs(self.outputs(text), spans)
