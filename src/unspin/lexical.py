@@ -15,7 +15,7 @@ import re
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def grams(text: str, start: int, end: int) -> dict[str, list[str]]:
 
 def dense_features(text: str, start: int, end: int) -> np.ndarray:
     """Length and recurrence: log characters, log words, recurs >= 2 / >= 3 times, log count,
-    a double quotation mark in the span or within 2 characters of it."""
+    a quotation mark (not an apostrophe: " “ ” « » „) in the span or within 2 characters of it."""
     span = text[start:end]
     n = occurrences(text, start, end)
     near = text[max(0, start - 2) : end + 2]
@@ -192,11 +192,3 @@ class LexicalClassifier:
                 f"{clf.idf.shape}, weights {clf.coef.shape}, bias {k}, or values not finite): {fix}"
             )
         return clf
-
-
-def document_frequencies(docs: Iterable[dict[str, list[str]]]) -> Counter[str]:
-    """How many spans use each ``"<group>|<term>"``."""
-    df: Counter[str] = Counter()
-    for g in docs:
-        df.update({f"{group}|{t}" for group, terms in g.items() for t in terms})
-    return df

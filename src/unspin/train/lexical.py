@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from unspin.lexical import GROUPS, N_DENSE, LexicalClassifier, document_frequencies, grams
+from unspin.lexical import GROUPS, N_DENSE, LexicalClassifier, grams
 from unspin.techniques import TECHNIQUES
 
 __all__ = ["MIN_DF", "fit_lexical"]
@@ -105,3 +106,11 @@ def fit_lexical(
     clf.coef = w.detach().numpy().astype(np.float32)
     clf.bias = b.detach().numpy().astype(np.float32)
     return clf
+
+
+def document_frequencies(docs: Iterable[dict[str, list[str]]]) -> Counter[str]:
+    """How many spans use each ``"<group>|<term>"``."""
+    df: Counter[str] = Counter()
+    for g in docs:
+        df.update({f"{group}|{t}" for group, terms in g.items() for t in terms})
+    return df
