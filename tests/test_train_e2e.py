@@ -581,3 +581,25 @@ def test_finalize_tunes_with_the_lexical_classifier_and_drops_a_stale_one(
     config = json.loads((run / "onnx" / "config.json").read_text())
     assert config["tc_lexical_weight"] == 0.0
     assert Tagger(run / "onnx", threads=1).lexical is None
+
+
+def test_predict_tc_names_a_missing_lexical_file_before_any_progress(
+    trained: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    (folder / "lexical.npz").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    config["tc_lexical_weight"] = 1.0
+    (folder / "config.json").write_text(json.dumps(config))
+    arts = tmp_path / "arts"
+    arts.mkdir()
+    (arts / "article1.txt").write_text("They are thugs.", encoding="utf-8")
+    template = tmp_path / "template.labels"
+    template.write_text("1\t?\t9\t14\n", encoding="utf-8")
+    args = ["predict", str(arts), "--task", "tc", "--template", str(template)]
+    result = runner.invoke(app, [*args, "--model", str(folder), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "lexical.npz is missing" in result.output
+    assert "classifying" not in result.output  # no progress bar left above the error

@@ -67,6 +67,8 @@ def predict_folder(
             by_article[lab.article_id].append(i)
         filled: list[str | None] = [None] * len(todo)
         tagger = Tagger(model, workers=workers)
+        for t in (tagger, *tagger.members):  # a missing or damaged lexical.npz: say so now,
+            _ = t.lexical  # not under a progress bar that has started
 
         def label(item: tuple[str, list[int]]) -> list[str]:
             aid, idx = item
