@@ -60,7 +60,7 @@ def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:
 
 
 def test_read_articles_empty_or_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(CorpusError, match="no article"):
+    with pytest.raises(CorpusError, match="no article.*pass the folder that holds them"):
         read_articles(tmp_path)
     with pytest.raises(CorpusError, match="not found"):
         read_articles(tmp_path / "missing")

@@ -111,7 +111,9 @@ def read_articles(folder: str | os.PathLike[str]) -> dict[str, str]:
             articles[match.group("id")] = read_article(path)
     if not articles:
         raise CorpusError(
-            f"{folder}: no article<ID>.txt files in this folder; check the corpus path."
+            f"{folder}: no article<ID>.txt files in this folder; pass the folder that holds "
+            "them (files named like article123.txt; for one text of any name, use `unspin "
+            "analyze FILE`)."
         )
     return articles
 
