@@ -1,11 +1,14 @@
-"""The TC task with and without the lexical span classifier (``unspin.lexical``), on val.
+"""The TC task with and without its second and third opinions on val: the lexical span
+classifier (``unspin.lexical``) and the span reader (``unspin.reader``).
 
     python benchmarks/tc_lexical.py --model small [--corpus PTC_DIR] [--refit C]
 
 Prints TC micro-F1 on val's gold spans for: the lexical classifier alone (its ranking, no
 Repetition rule), and the span head pooled with it at each weight of
 ``unspin.evaluate.LEXICAL_WEIGHTS`` (weight 0: the span head alone), each with the model's
-shipped Repetition rule (not re-tuned per weight), plus the lexical classifier's time per span.
+shipped Repetition rule (not re-tuned per weight), plus the lexical classifier's time per span;
+then the span reader alone and the model's pool at each weight of
+``unspin.evaluate.READER_WEIGHTS`` (its other settings as shipped), when the install has one.
 ``--refit C`` first fits a new lexical classifier on the training split with inverse L2
 strength C (needs the [train] extra) instead of the model's ``lexical.npz``.
 """
@@ -15,19 +18,20 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
-from unspin.evaluate import LEXICAL_WEIGHTS, tc_f1
-from unspin.lexical import LexicalClassifier
+from unspin.evaluate import LEXICAL_WEIGHTS, READER_WEIGHTS, tc_f1
 from unspin.scorer import score
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
 
 
-def lexical_alone(clf: LexicalClassifier, texts: dict, gold: dict) -> tuple[float, float]:
-    """TC F1 of the lexical classifier's ranking alone, and its seconds per span."""
+def lexical_alone(clf: Any, texts: dict, gold: dict) -> tuple[float, float]:
+    """TC F1 of a classifier's ranking alone (anything with ``log_probs(text, spans)``: the
+    lexical classifier or the span reader), and its seconds per span."""
     from unspin.evaluate import _labels
 
     rows, n, t0 = [], 0, time.perf_counter()
@@ -105,10 +109,23 @@ def main() -> None:
             f"temperature {temperature:<4}: top probability {conf.mean():.3f} on average, "
             f"right {right.mean():.3f}; ECE {ece(conf, right):.3f} (10 bins)"
         )
+    reader_weight = tagger.config.get("tc_reader_weight") or 0.0
+    tagger.config["tc_reader_weight"] = 0.0
     for w in LEXICAL_WEIGHTS:
         tagger.config["tc_lexical_weight"] = w
         mark = "  (shipped)" if w == shipped else ""
         print(f"span head pooled with it, weight {w:<4} TC {tc_f1(tagger, outs, gold):.4f}{mark}")
+    tagger.config["tc_lexical_weight"] = shipped
+    if tagger.reader is None:
+        print("no span reader in this install")
+        return
+    alone, seconds = lexical_alone(tagger.reader, texts, gold)
+    print(f"span reader alone  TC {alone:.4f}; {1000 * seconds:.1f} ms per span")
+    for w in READER_WEIGHTS:
+        tagger.config["tc_reader_weight"] = w
+        mark = "  (shipped)" if w == reader_weight else ""
+        f1 = tc_f1(tagger, outs, gold)
+        print(f"the pool with the span reader at weight {w:<4} TC {f1:.4f}{mark}")
 
 
 if __name__ == "__main__":

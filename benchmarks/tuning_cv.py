@@ -1,7 +1,7 @@
 """How optimistic are val scores whose decoding was tuned on val? Cross-validates the tuning.
 
     python benchmarks/tuning_cv.py --model small [--folds 2] [--repeats 3] [--corpus PTC_DIR]
-                                   [--tc-only]
+                                   [--tc-only] [--no-reader]
 
 The network's outputs on val are computed once. Then, for each repeat (a seeded shuffle of the
 37 val articles) and fold, the decoding grid (``unspin.evaluate.tune``) is fitted on the other
@@ -10,7 +10,8 @@ scored together. Both tuners are run: the joint task reusing SI's cut (before se
 with its own cut (``joint_si_threshold``/``joint_max_gap``). Prints, per tuner, the in-sample
 scores (tuned and scored on all of val, what MODEL_CARD reports) and the cross-validated ones.
 Then the same for the TC task's settings (``unspin.evaluate.tune_tc``: the lexical
-classifier's weight and the Repetition rule) against the span head alone.
+classifier's weight, the span reader's weight and the Repetition rule) against the span head
+alone; ``--no-reader`` leaves the span reader out of that grid.
 """
 
 from __future__ import annotations
@@ -81,13 +82,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
-        "--tc-only", action="store_true", help="only the TC settings (lexical weight, Repetition)"
+        "--tc-only",
+        action="store_true",
+        help="only the TC settings (lexical and reader weights, Repetition)",
+    )
+    ap.add_argument(
+        "--no-reader", action="store_true", help="tune the TC settings without the span reader"
     )
     args = ap.parse_args()
     corpus = args.corpus or default_corpus_dir()
     ids = load_split(corpus, "val")
     texts, gold = load_texts_and_gold(corpus, ids)
     tagger = Tagger(args.model, threads=args.threads)
+    if args.no_reader:  # (an ensemble gives its members its own)
+        tagger.reader = None
     t0 = time.perf_counter()
     outs = {a: tagger.outputs(t) for a, t in texts.items()}
     print(
@@ -119,7 +127,9 @@ def main() -> None:
             flush=True,
         )
     tagger.config.clear()
-    tagger.config.update(base, tc_repetition_factor=1.0, tc_lexical_weight=0.0)
+    tagger.config.update(
+        base, tc_repetition_factor=1.0, tc_lexical_weight=0.0, tc_reader_weight=0.0
+    )
     plain = tc_f1(tagger, outs, gold)
     tuned = tune_tc(tagger, outs, gold)
     inside = tc_f1(tagger, outs, gold)

@@ -133,7 +133,10 @@ def test_the_tc_task_uses_the_configured_weight_and_joint_labels_do_not() -> Non
     text = "They call him a traitor. Our great nation will win."
     span = (16, 23)
     tagger.config.update(
-        tc_repetition_factor=1.0, tc_lexical_weight=0.0, tc_calibration_temperature=1
+        tc_repetition_factor=1.0,
+        tc_lexical_weight=0.0,
+        tc_reader_weight=0.0,
+        tc_calibration_temperature=1,
     )
     out = tagger.outputs(text)
     head = tagger.tc_probs(out, [span])

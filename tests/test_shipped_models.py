@@ -26,7 +26,10 @@ INFOS = model_infos()
 
 def test_exactly_one_default_model_within_size_budget() -> None:
     assert [i["name"] for i in INFOS if i.get("default")] == [resolve_model("default").name]
-    on_disk = sum(f.stat().st_size for f in MODELS_DIR.rglob("*") if f.is_file())
+    from unspin.reader import READER_DIR
+
+    files = [*MODELS_DIR.rglob("*"), *READER_DIR.rglob("*")]
+    on_disk = sum(f.stat().st_size for f in files if f.is_file())
     assert on_disk / 2**20 <= 200
 
 
@@ -64,6 +67,26 @@ def test_models_command_lists_scores() -> None:
     for info in INFOS:
         assert info["name"] in result.output
         assert f"{info['val']['si_f1']:.3f}" in result.output
+
+
+def test_the_span_reader_ships_and_every_model_weighs_it_into_tc() -> None:
+    import numpy as np
+
+    from unspin.reader import READER_DIR, SpanReader
+
+    reader = SpanReader(READER_DIR, threads=1)
+    log_probs = reader.log_probs(TEXT, [(4, 19), (25, 67), (4, 19)])
+    assert log_probs.shape == (3, len(TECHNIQUES))
+    assert np.exp(log_probs).sum(axis=1) == pytest.approx(np.ones(3), abs=1e-4)
+    # each span is read alone: int8's dynamic scales would make it depend on its batch-mates
+    assert (log_probs[0] == reader.log_probs(TEXT, [(4, 19)])[0]).all()
+    assert (log_probs[0] == log_probs[2]).all()
+    assert reader.config["val"]["tc_f1"] > 0.6
+    assert all(i["tc_reader_weight"] > 0 for i in INFOS if not i.get("members"))
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "120"})
+    assert (
+        "span reader" in result.output and f"{reader.config['val']['tc_f1']:.3f}" in result.output
+    )
 
 
 def test_unknown_model_names_the_choices() -> None:

@@ -54,6 +54,16 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\nstop_after_epochs = 1.5\n', "should be a whole number"),
         (b'name = "x"\nlexical_c = -1.0\n', "lexical_c = -1.0 must be a number >= 0"),
         (b'name = "x"\nlexical_c = inf\n', "lexical_c = inf must be a number >= 0"),
+        (b'name = "x"\ntask = "tc"\n', "use one of tagger, reader"),
+        (b'name = "x"\nspan_tokens = 32\n', "span_tokens only apply to a span reader"),
+        (b'name = "x"\ntask = "reader"\ndevice = "cuda"\n', "device do nothing for a span"),
+        (b'name = "x"\ntask = "reader"\nmembers = ["small"]\n', "members do nothing for a"),
+        (b'name = "x"\ntask = "reader"\nspan_tokens = 1\n', "span_tokens must be at least 2"),
+        (b'name = "x"\ntask = "reader"\nleft_tokens = -1\n', "left_tokens = -1 must be 0 or"),
+        (
+            b'name = "x"\ntask = "reader"\nleft_tokens = 300\nright_tokens = 200\n',
+            "= 568 tokens, more than the encoder's 512 positions",
+        ),
     ],
 )
 def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str) -> None:

@@ -6,6 +6,7 @@ Every command parses its input, calls the API, formats the output. Any
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,6 +172,7 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from unspin.reader import READER_DIR
     from unspin.registry import model_infos
 
     table = Table(title="shipped models (scores on PTC val, 37 articles)")
@@ -196,7 +198,20 @@ def models() -> None:
             f"{info['size_mb']:.0f}",
             "yes" if info.get("default") else "",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if (READER_DIR / "model.onnx").is_file():  # the TC task's third opinion, shared by all
+        try:
+            reader = json.loads((READER_DIR / "config.json").read_text(encoding="utf-8"))
+            tc = reader.get("val", {}).get("tc_f1") if isinstance(reader, dict) else None
+        except (OSError, ValueError):  # a damaged file: `predict --task tc` will say so
+            tc = None
+        mb = sum(f.stat().st_size for f in READER_DIR.iterdir() if f.is_file()) / 2**20
+        alone = f", TC F1 {tc:.3f} alone" if isinstance(tc, float) else ""
+        console.print(
+            f"The TC task (predict --task tc) also reads each span with the span reader "
+            f"({mb:.0f} MB, shared by all models{alone}); TC F1 above includes it."
+        )
 
 
 @app.command()
@@ -220,7 +235,8 @@ def train(
     try:
         from unspin.train.config import load_config
 
-        load_config(config)  # a broken config fails now, not after torch and the corpus load
+        # a broken config fails now, not after torch and the corpus load
+        task = load_config(config)["task"]
         try:
             from unspin.train.loop import train as run_training
         except ImportError as err:
@@ -235,7 +251,10 @@ def train(
     except UnspinError as err:
         _fail(err)
         return
-    typer.echo(f"model exported to {folder / 'onnx'}")
+    if task == "reader":
+        typer.echo(f"span reader exported to {folder / 'reader'}")
+    else:
+        typer.echo(f"model exported to {folder / 'onnx'}")
 
 
 @app.command()

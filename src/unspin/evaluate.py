@@ -17,6 +17,8 @@ from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
 
 __all__ = [
+    "LEXICAL_WEIGHTS",
+    "READER_WEIGHTS",
     "Evaluation",
     "evaluate",
     "tc_f1",
@@ -110,6 +112,7 @@ JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 JOINT_HEAD_THRESHOLDS = (None, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)  # None: no head spans
 # the lexical classifier's weight beside the span head (0: the head alone; unspin.lexical)
 LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+READER_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
 
 
 def tune(
@@ -200,23 +203,27 @@ def tune_tc(
     tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold
 ) -> dict[str, float | int]:
     """The TC task's settings (``Tagger.tc_probs``): the lexical classifier's weight (when the
-    model, or a member of an ensemble, has one; an ensemble passes it to every member) and the
-    Repetition rule's factor and minimum count, with the best TC F1 (ties go to the earlier,
-    milder setting); written into tagger.config."""
+    model, or a member of an ensemble, has one; an ensemble passes it to every member), the
+    span reader's weight (when the install has one) and the Repetition rule's factor and
+    minimum count, with the best TC F1 (ties go to the earlier, milder setting); written into
+    tagger.config."""
     best: tuple[float, dict[str, float | int]] = (-1.0, {})
     lexical = tagger.lexical is not None or any(m.lexical is not None for m in tagger.members)
     weights = LEXICAL_WEIGHTS if lexical else (0.0,)
-    for weight in weights:
-        for factor, least in TC_REPETITION:
-            setting = {
-                "tc_lexical_weight": weight,
-                "tc_repetition_factor": factor,
-                "tc_repetition_min_count": least,
-            }
-            tagger.config.update(setting)
-            f1 = tc_f1(tagger, outputs, gold)
-            if f1 > best[0] + 1e-12:
-                best = (f1, setting)
+    reader = tagger.reader is not None  # an ensemble's own, which it gives its members
+    for weight, read, (factor, least) in itertools.product(
+        weights, READER_WEIGHTS if reader else (0.0,), TC_REPETITION
+    ):
+        setting = {
+            "tc_lexical_weight": weight,
+            "tc_reader_weight": read,
+            "tc_repetition_factor": factor,
+            "tc_repetition_min_count": least,
+        }
+        tagger.config.update(setting)
+        f1 = tc_f1(tagger, outputs, gold)
+        if f1 > best[0] + 1e-12:
+            best = (f1, setting)
     tagger.config.update(best[1])
     return best[1] | fit_tc_temperature(tagger, outputs, gold)
 

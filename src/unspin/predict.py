@@ -69,6 +69,8 @@ def predict_folder(
         tagger = Tagger(model, workers=workers)
         for t in (tagger, *tagger.members):  # a missing or damaged lexical.npz: say so now,
             _ = t.lexical  # not under a progress bar that has started
+        if tagger.config.get("tc_reader_weight"):  # the same for the span reader
+            _ = tagger.reader
 
         def label(item: tuple[str, list[int]]) -> list[str]:
             aid, idx = item

@@ -79,6 +79,7 @@ def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
     """The TC task's settings, which a user may edit by hand: numbers in their range."""
     rules = {  # key: (test, what it must be)
         "tc_lexical_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
+        "tc_reader_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_repetition_factor": (lambda v: 0 < v < math.inf, "a number > 0 (1: off)"),
         "tc_repetition_min_count": (
             lambda v: math.isfinite(v) and v >= 1 and v == int(v),

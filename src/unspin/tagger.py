@@ -8,6 +8,7 @@ tokens in context plus article-level features (length, recurrence).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,6 +30,7 @@ from unspin.decode import (
 )
 from unspin.errors import InputError, ModelError
 from unspin.lexical import LexicalClassifier
+from unspin.reader import READER_DIR, SpanReader
 from unspin.registry import (
     check_model_folder,
     member_folder,
@@ -72,10 +74,22 @@ class ArticleOutputs:
     tech_win: list[np.ndarray]  # per window (len(ids), 14) sigmoid probabilities
     span_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     lexical_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    reader_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     members: list[ArticleOutputs] = field(default_factory=list)  # ensembles: one per member
 
 
 _WORDISH = re.compile(r"[^\W_]")  # a letter or digit
+
+
+def _load_reader(folder: Path, threads: int | None) -> SpanReader:
+    """One span reader per folder, file version and thread count: an ensemble's members share
+    it."""
+    return _cached_reader(folder, (folder / "model.onnx").stat().st_mtime_ns, threads)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_reader(folder: Path, version: int, threads: int | None) -> SpanReader:
+    return SpanReader(folder, threads=threads)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -179,8 +193,12 @@ class Tagger:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
         # read when the TC task first needs it (a missing file is an error only then)
         lexical = folder / "lexical.npz"
-        self._setup(config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical)
+        self._setup(
+            config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical, READER_DIR
+        )
         self.workers = workers
+        # the span reader runs inside a worker, like the network: on that worker's threads
+        self.threads: int | None = max(1, round(n / workers))
 
     @classmethod
     def ensemble(cls, config: dict[str, Any], members: Sequence[Tagger]) -> Tagger:
@@ -203,7 +221,10 @@ class Tagger:
                 f"member_weights {weights} must give one weight >= 0 per member "
                 f"({len(members)}) with a positive sum"
             )
-        self._setup(config, members[0].tokenizer, members[0].backend, members[0].head)
+        self._setup(
+            config, members[0].tokenizer, members[0].backend, members[0].head, None, READER_DIR
+        )
+        self.threads = members[0].threads
         self.members[:] = members
 
     @classmethod
@@ -214,10 +235,13 @@ class Tagger:
         backend: Backend,
         head: dict[str, np.ndarray],
         lexical: LexicalClassifier | None = None,
+        reader: SpanReader | Path | None = None,
     ) -> Tagger:
-        """Build a tagger around any backend (used by training to evaluate the torch model)."""
+        """Build a tagger around any backend (used by training to evaluate the torch model).
+        ``reader``: the span reader for the TC task, or a folder to load it from when first
+        needed (``unspin.reader.READER_DIR``: the installed one); none by default."""
         self = cls.__new__(cls)
-        self._setup(config, tokenizer, backend, head, lexical)
+        self._setup(config, tokenizer, backend, head, lexical, reader)
         self.name = config.get("name", "custom")
         return self
 
@@ -228,6 +252,7 @@ class Tagger:
         backend: Backend,
         head: dict[str, np.ndarray],
         lexical: LexicalClassifier | Path | None = None,
+        reader: SpanReader | Path | None = None,
     ) -> None:
         self.config = config
         self._lexical = lexical
@@ -243,6 +268,8 @@ class Tagger:
         self.batch_size = int(config.get("batch_size", 8))
         self.members: list[Tagger] = []
         self.workers = 1
+        self.threads = None
+        self._reader = reader
 
     @property
     def lexical(self) -> LexicalClassifier | None:
@@ -269,6 +296,31 @@ class Tagger:
     @lexical.setter
     def lexical(self, value: LexicalClassifier | None) -> None:
         self._lexical = value
+
+    @property
+    def reader(self) -> SpanReader | None:
+        """The span reader (``unspin.reader``, shared by every model: it reads text, not this
+        model's outputs), or None when the install has none; loaded when first used (the
+        joint task never needs it); a config that weighs it in without one raises
+        ModelError."""
+        path = self._reader
+        if isinstance(path, Path):
+            if (path / "model.onnx").is_file():
+                self._reader = _load_reader(path, self.threads)
+            elif self.config.get("tc_reader_weight"):
+                raise ModelError(
+                    f"the model's config.json weighs in the span reader, but {path} has no "
+                    "model.onnx: reinstall unspin, or set tc_reader_weight to 0 in config.json"
+                )
+            else:
+                self._reader = None
+        reader = self._reader
+        assert not isinstance(reader, Path)
+        return reader
+
+    @reader.setter
+    def reader(self, value: SpanReader | None) -> None:
+        self._reader = value
 
     def _average(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Members' outputs averaged with the config's ``member_weights`` (equal if absent)."""
@@ -326,18 +378,34 @@ class Tagger:
         out: ArticleOutputs,
         spans: Sequence[tuple[int, int]],
         lexical_weight: float = 0.0,
+        reader_weight: float = 0.0,
     ) -> np.ndarray:
         """Technique probabilities (len(spans), 14) for given character spans: the span
         classifier's; with ``lexical_weight`` w > 0 and a lexical classifier
         (``unspin.lexical``), their weighted geometric mean P_head^(1/(1+w)) *
         P_lexical^(w/(1+w)), renormalised (the TC task uses the config's ``tc_lexical_weight``;
-        joint labels, the span head alone). An ensemble passes w on to each member and averages
-        what they return."""
+        joint labels, the span head alone). With ``reader_weight`` v > 0 and a span reader
+        (``unspin.reader``) it pools three opinions the same way: P_head^(1/(1+w+v)) *
+        P_lexical^(w/(1+w+v)) * P_reader^(v/(1+w+v)). An ensemble passes w and v on to each
+        member (with its own span reader's answers) and averages what they return."""
         if not spans:
             return np.zeros((0, len(TECHNIQUES)), np.float32)
         if self.members:  # each member mixes in its own lexical classifier; cached by each
+            # the span reader reads text, not a member's outputs: the ensemble's runs once
+            reader = self.reader if reader_weight else None
+            if reader is not None and out.windows:
+                todo = [sp for sp in dict.fromkeys(spans) if sp not in out.reader_cache]
+                if todo:
+                    out.reader_cache.update(
+                        zip(todo, reader.log_probs(out.text, todo), strict=True)
+                    )
+            for member, o in zip(self.members, out.members, strict=True):
+                member.reader = reader
+                o.reader_cache.update(out.reader_cache)
             pairs = zip(self.members, out.members, strict=True)
-            return self._average([m.classify_outputs(o, spans, lexical_weight) for m, o in pairs])
+            return self._average(
+                [m.classify_outputs(o, spans, lexical_weight, reader_weight) for m, o in pairs]
+            )
         todo = [sp for sp in dict.fromkeys(spans) if sp not in out.span_cache]
         if todo and not out.windows and self.config.get("tc_prior"):
             # no tokens (a blank text): nothing to read; the training labels' shares
@@ -355,17 +423,24 @@ class Tagger:
             probs = _softmax(logits / float(self.config.get("tc_temperature", 1.0)))
             out.span_cache.update(zip(todo, probs, strict=True))
         probs = np.stack([out.span_cache[sp] for sp in spans])
-        weight = float(lexical_weight or 0.0)
-        if weight and self.lexical is not None and out.windows:
-            todo = [sp for sp in dict.fromkeys(spans) if sp not in out.lexical_cache]
+        if not out.windows:
+            return probs
+        # a logarithmic opinion pool: the weighted geometric mean of the distributions,
+        # renormalised (the plain product would be far surer than any one model)
+        pool, total = np.log(np.maximum(probs, 1e-9)), 1.0
+        for weight, model, cache in (
+            (float(lexical_weight or 0.0), "lexical", out.lexical_cache),
+            (float(reader_weight or 0.0), "reader", out.reader_cache),
+        ):
+            opinion = getattr(self, model) if weight else None
+            if opinion is None:
+                continue
+            todo = [sp for sp in dict.fromkeys(spans) if sp not in cache]
             if todo:
-                lex = self.lexical.log_probs(out.text, todo)
-                out.lexical_cache.update(zip(todo, lex, strict=True))
-            lex = np.stack([out.lexical_cache[sp] for sp in spans])
-            # a logarithmic opinion pool: the weighted geometric mean of the two distributions,
-            # renormalised (the plain product would be far surer than either model)
-            probs = _softmax((np.log(np.maximum(probs, 1e-9)) + weight * lex) / (1.0 + weight))
-        return probs
+                cache.update(zip(todo, opinion.log_probs(out.text, todo), strict=True))
+            pool = pool + weight * np.stack([cache[sp] for sp in spans])
+            total += weight
+        return probs if total == 1.0 else _softmax(pool / total)
 
     def _prior(self) -> np.ndarray:
         """The training labels' technique shares (``tc_prior``), or uniform without one."""
@@ -374,34 +449,40 @@ class Tagger:
 
     def tc_probs(self, out: ArticleOutputs, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """The TC task's technique probabilities: the span classifier's pooled with the
-        lexical classifier's at weight ``tc_lexical_weight`` (``classify_outputs``; round 8),
-        then Repetition multiplied by ``tc_repetition_factor`` (and renormalised) for spans
-        whose text occurs at least ``tc_repetition_min_count`` times in the article, then
-        softened by ``tc_calibration_temperature`` (fitted on val by log-loss; the ranking is
-        unchanged). On val, half of the gold spans whose text recurs are Repetition, and the
-        classifier, which saw the training spans' recurrence counts, is sure of them there (TC
-        0.99 on train) but not on new articles. The joint task uses none of these steps: they
-        did not raise joint F1 (docs/experiments.md, rounds 7 and 8). A span with no letter or
-        digit gets the training labels' shares (``tc_prior``): there is nothing to read."""
-        probs = self.classify_outputs(
-            out, spans, float(self.config.get("tc_lexical_weight") or 0.0)
-        )
-        if not len(probs):
+        lexical classifier's at weight ``tc_lexical_weight`` (``classify_outputs``; round 8)
+        and the span reader's at ``tc_reader_weight`` (round 9), then Repetition multiplied by
+        ``tc_repetition_factor`` (and renormalised) for spans whose text occurs at least
+        ``tc_repetition_min_count`` times in the article, then softened by
+        ``tc_calibration_temperature`` (fitted on val by log-loss; the ranking is unchanged).
+        On val, half of the gold spans whose text recurs are Repetition, and the classifier,
+        which saw the training spans' recurrence counts, is sure of them there (TC 0.99 on
+        train) but not on new articles. The joint task uses none of these steps: they did not
+        raise joint F1 (docs/experiments.md, rounds 7 and 8). A span with no letter or digit
+        gets the training labels' shares (``tc_prior``): there is nothing to read."""
+        if not spans:
+            return np.zeros((0, len(TECHNIQUES)), np.float64)
+        probs = np.tile(self._prior(), (len(spans), 1))
+        # only spans with something to read are classified (the span reader costs ~15 ms each)
+        read = [i for i, (s, e) in enumerate(spans) if _WORDISH.search(out.text[s:e])]
+        if not read:
             return probs
-        probs = probs.astype(np.float64)
+        pooled = self.classify_outputs(
+            out,
+            [spans[i] for i in read],
+            float(self.config.get("tc_lexical_weight") or 0.0),
+            float(self.config.get("tc_reader_weight") or 0.0),
+        ).astype(np.float64)
         factor = float(self.config.get("tc_repetition_factor", 1.0))
         least = int(self.config.get("tc_repetition_min_count", 2))
         rep = TECHNIQUES.index("Repetition")
-        for i, (start, end) in enumerate(spans):
-            if factor != 1.0 and occurrences(out.text, start, end) >= least:
-                probs[i, rep] *= factor
-                probs[i] /= probs[i].sum()
+        for row, i in enumerate(read):
+            if factor != 1.0 and occurrences(out.text, *spans[i]) >= least:
+                pooled[row, rep] *= factor
+                pooled[row] /= pooled[row].sum()
         temperature = float(self.config.get("tc_calibration_temperature") or 1.0)
         if temperature != 1.0:
-            probs = _softmax(np.log(np.maximum(probs, 1e-12)) / temperature)
-        blank = [i for i, (s, e) in enumerate(spans) if not _WORDISH.search(out.text[s:e])]
-        if blank:
-            probs[blank] = self._prior()
+            pooled = _softmax(np.log(np.maximum(pooled, 1e-12)) / temperature)
+        probs[read] = pooled
         return probs
 
     # -- public API ------------------------------------------------------------------------

@@ -16,6 +16,9 @@ __all__ = ["DEFAULTS", "ENSEMBLE_KEYS", "PTC_TRAIN", "load_config"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "model",
+    # "tagger": the network of a model folder; "reader": the TC task's span reader
+    # (unspin.reader), written to RUN/reader
+    "task": "tagger",
     "encoder": "minilm",
     "max_len": 256,
     "stride": 128,
@@ -55,12 +58,33 @@ DEFAULTS: dict[str, Any] = {
     # the lexical span classifier (unspin.lexical) fitted on the training spans beside the
     # network, with this inverse L2 strength (0: none)
     "lexical_c": 10.0,
+    # span reader (task = "reader"): tokens of context kept before and after the span, of the
+    # span itself (longer ones keep their first and last halves), characters of text read on
+    # each side before tokenizing
+    "left_tokens": 48,
+    "right_tokens": 48,
+    "span_tokens": 64,
+    "context_chars": 400,
 }
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
 ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}
-CHOICES = {"device": ("cpu", "cuda", "auto"), "quantize": ("all", "embeddings", "ln_fp32")}
-POSITIVE = ("max_len", "stride", "train_stride", "epochs", "lr", "batch_size", "threads")
+CHOICES = {
+    "device": ("cpu", "cuda", "auto"),
+    "quantize": ("all", "embeddings", "ln_fp32"),
+    "task": ("tagger", "reader"),
+}
+POSITIVE = (
+    "max_len",
+    "stride",
+    "train_stride",
+    "epochs",
+    "lr",
+    "batch_size",
+    "threads",
+    "span_tokens",
+    "context_chars",
+)
 
 
 def _kind(value: Any) -> str:
@@ -102,6 +126,8 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             )
         if key in POSITIVE and value <= 0:
             raise InputError(f"config {path}: {key} = {value!r} must be above 0")
+        if key in ("left_tokens", "right_tokens") and value < 0:
+            raise InputError(f"config {path}: {key} = {value!r} must be 0 or more")
         if key == "lexical_c" and not 0 <= value < float("inf"):
             raise InputError(
                 f"config {path}: lexical_c = {value!r} must be a number >= 0 (0: no lexical "
@@ -112,8 +138,46 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt: train "
             "that run first, e.g. configs/fast.toml before configs/fast-more.toml)"
         )
+    _check_task(path, raw)
     if "name" not in raw:
         raise InputError(f'config {path}: set at least name = "..." (see configs/ for examples)')
+
+
+READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
+# what the span reader's training (unspin.train.reader) does not read
+TAGGER_ONLY = (
+    *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
+    *("quantize", "teacher", "unlabeled", "unlabeled_limit", "device", "max_minutes"),
+    *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
+)
+MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
+
+
+def _check_task(path: Path, raw: dict[str, Any]) -> None:
+    """Keys that the config's task would silently ignore, and a span reader's input length."""
+    if raw.get("task", "tagger") != "reader":
+        unused = [k for k in raw if k in READER_KEYS]
+        if unused:
+            raise InputError(
+                f"config {path}: {', '.join(unused)} only apply to a span reader "
+                '(task = "reader"); remove them from a tagger\'s config'
+            )
+        return
+    unused = [k for k in raw if k in TAGGER_ONLY]
+    if unused:
+        raise InputError(
+            f"config {path}: {', '.join(unused)} do nothing for a span reader "
+            '(task = "reader", trained on CPU); remove them (see configs/reader.toml)'
+        )
+    sizes = {k: int(raw.get(k, DEFAULTS[k])) for k in READER_KEYS}
+    if sizes["span_tokens"] < 2:
+        raise InputError(f"config {path}: span_tokens must be at least 2")
+    length = sizes["left_tokens"] + sizes["span_tokens"] + sizes["right_tokens"] + 4
+    if length > MAX_POSITIONS:
+        raise InputError(
+            f"config {path}: left_tokens + span_tokens + right_tokens + 4 markers = {length} "
+            f"tokens, more than the encoder's {MAX_POSITIONS} positions; lower them"
+        )
 
 
 def tomllib_repr(value: Any) -> str:

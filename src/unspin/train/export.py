@@ -17,7 +17,7 @@ from unspin.lexical import LexicalClassifier
 from unspin.tagger import Tagger
 from unspin.train.model import Network
 
-__all__ = ["add_lexical", "export", "retune", "ship"]
+__all__ = ["add_lexical", "export", "retune", "ship", "ship_reader"]
 
 
 class _Graph(torch.nn.Module):
@@ -177,7 +177,20 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
         backend,
         head,
         LexicalClassifier.load(lexical) if lexical.exists() else None,
+        installed_reader(),
     )
+
+
+def installed_reader() -> Path | None:
+    """The installed span reader's folder (``unspin.reader.READER_DIR``) for tuning an exported
+    model's TC settings, or None (with a log line either way)."""
+    from unspin.reader import READER_DIR
+
+    if (READER_DIR / "model.onnx").is_file():
+        _log(f"the TC settings are tuned with the span reader in {READER_DIR}")
+        return READER_DIR
+    _log(f"no span reader in {READER_DIR}: the TC settings are tuned without one")
+    return None
 
 
 def retune(folder: str | Path, corpus: str | Path, *, threads: int = 2) -> dict[str, Any]:
@@ -258,3 +271,20 @@ def ship(run_onnx: str | Path, name: str, *, default: bool = False) -> Path:
     config.update(name=name, default=default)
     (dst / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return dst
+
+
+def ship_reader(run_reader: str | Path) -> Path:
+    """Copy a trained span reader (``RUN/reader``, written by ``unspin train`` with ``task =
+    "reader"``) into the package (src/unspin/readers/tc), where every model's TC task finds
+    it; re-tune each model afterwards (``retune``) so its ``tc_reader_weight`` fits it."""
+    from unspin.reader import FILES, READER_DIR, SpanReader
+
+    src = Path(run_reader)
+    SpanReader(src, threads=1)  # a broken folder fails here, before anything is replaced
+    READER_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in READER_DIR.iterdir():  # only the reader's files ship (no model.fp32.onnx)
+        if stale.is_file() and stale.name not in FILES:
+            stale.unlink()
+    for name in FILES:
+        shutil.copy(src / name, READER_DIR / name)
+    return READER_DIR

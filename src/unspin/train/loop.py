@@ -274,6 +274,10 @@ def train(
 
         return build_ensemble(cfg, Path(corpus), Path(out_dir))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if cfg["task"] == "reader":  # the TC task's span reader, not a tagger
+        from unspin.train.reader import train_reader
+
+        return train_reader(cfg, Path(corpus), Path(out_dir))
     torch.set_num_threads(int(cfg["threads"]))
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])
@@ -422,14 +426,16 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
 
         lexical = fit_lexical(tr_texts, tr_gold, c=float(cfg["lexical_c"]))
         _log(f"lexical classifier: {len(lexical.vocab)} terms")
-    tagger = Tagger.from_parts(infer_cfg, tok, torch_backend(net), net.tc_head_arrays(), lexical)
+    from unspin.train.export import export, installed_reader
+
+    tagger = Tagger.from_parts(
+        infer_cfg, tok, torch_backend(net), net.tc_head_arrays(), lexical, installed_reader()
+    )
     outs = _outputs(tagger, va_texts)
     tuned, calib, ev = fit_decoding(tagger, outs, va_gold)
     _log(f"best torch model val: {ev.line()}  tuned {tuned}")
     meta.update(torch_val=ev.__dict__, calibration_report=calib)
     (run / "train_report.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    from unspin.train.export import export
-
     export(
         net.cpu(),
         tagger.config,

@@ -1,0 +1,323 @@
+"""Train the span reader (``unspin.reader``): a MiniLM fine-tuned to name the technique of one
+marked span in its context, exported to int8 ONNX (``unspin train`` with ``task = "reader"``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel
+
+from unspin.corpus import load_split, load_texts_and_gold
+from unspin.decode import occurrences
+from unspin.reader import SpanReader, encode_span
+from unspin.segment import load_tokenizer
+from unspin.techniques import TECHNIQUES
+from unspin.train.encoders import resolve_encoder
+
+__all__ = ["ReaderNet", "reader_tc_f1", "train_reader"]
+
+Row = dict[str, Any]
+
+
+class ReaderNet(nn.Module):
+    """Encoder, then one linear layer over [CLS], the span tokens' mean, the start marker's
+    state and an embedding of the span's recurrence count (0..max_recurrence)."""
+
+    def __init__(self, encoder_dir: Path, max_recurrence: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+        h = self.encoder.config.hidden_size
+        self.recurrence = nn.Embedding(max_recurrence + 1, 16)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(3 * h + 16, len(TECHNIQUES))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        span_mask: torch.Tensor,
+        marker: torch.Tensor,
+        recurrence: torch.Tensor,
+    ) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = span_mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        start = hidden[torch.arange(hidden.shape[0]), marker]
+        z = torch.cat([hidden[:, 0], mean, start, self.recurrence(recurrence).to(hidden.dtype)], -1)
+        return self.out(self.drop(z))
+
+
+def _token_id(tok: Any, *names: str) -> int:
+    for name in names:
+        tid = tok.token_to_id(name)
+        if tid is not None:
+            return int(tid)
+    raise ValueError(f"the encoder's tokenizer has none of {names}")
+
+
+def _rows(tok: Any, config: dict[str, Any], texts: dict, gold: dict) -> list[Row]:
+    """One row per distinct gold span; a span with k techniques has a soft target of 1/k on each."""
+    rows = []
+    cap = int(config["max_recurrence"])
+    for aid, spans in gold.items():
+        labels: dict[tuple[int, int], list[int]] = {}
+        for s, e, t in spans:
+            labels.setdefault((s, e), []).append(TECHNIQUES.index(t))
+        for (s, e), techs in sorted(labels.items()):
+            target = np.zeros(len(TECHNIQUES), np.float32)
+            for t in techs:
+                target[t] += 1.0 / len(techs)
+            seq, a, b = encode_span(tok, config, texts[aid], s, e)
+            rec = min(occurrences(texts[aid], s, e), cap)
+            rows.append(
+                {"aid": aid, "span": (s, e), "seq": seq, "a": a, "b": b, "y": target, "rec": rec}
+            )
+    return rows
+
+
+def _batch(rows: list[Row], pad_id: int) -> tuple[torch.Tensor, ...]:
+    width = max(len(r["seq"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    span_mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r["seq"])] = torch.tensor(r["seq"])
+        mask[i, : len(r["seq"])] = 1
+        span_mask[i, r["a"] + 1 : r["b"]] = 1
+    marker = torch.tensor([r["a"] for r in rows])
+    rec = torch.tensor([r["rec"] for r in rows])
+    target = torch.from_numpy(np.stack([r["y"] for r in rows]))
+    return ids, mask, span_mask, marker, rec, target
+
+
+def _batches(rows: list[Row], size: int, rng: random.Random | None) -> list[list[int]]:
+    """Batches of similar length (little padding), in random order when ``rng`` is given."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["seq"]))
+    out = [order[i : i + size] for i in range(0, len(order), size)]
+    if rng is not None:
+        rng.shuffle(out)
+    return out
+
+
+def reader_tc_f1(log_probs: dict[tuple[str, int, int], np.ndarray], gold: dict) -> float:
+    """TC micro-F1 of a span reader's ranking on gold spans (a span listed k times gets its k
+    best distinct techniques)."""
+    from unspin.corpus import Label
+    from unspin.scorer import score
+
+    gold_rows, pred_rows = [], []
+    for aid, spans in gold.items():
+        used: dict[tuple[int, int], int] = {}
+        for s, e, t in spans:
+            k = used.get((s, e), 0)
+            used[(s, e)] = k + 1
+            best = np.argsort(-log_probs[(aid, s, e)])[k % len(TECHNIQUES)]
+            gold_rows.append(Label(article_id=aid, start=s, end=e, technique=t))
+            pred_rows.append(Label(article_id=aid, start=s, end=e, technique=TECHNIQUES[best]))
+    return score("tc", gold_rows, pred_rows).f1
+
+
+def _predict(
+    net: ReaderNet, rows: list[Row], pad_id: int
+) -> dict[tuple[str, int, int], np.ndarray]:
+    net.eval()
+    out = {}
+    with torch.no_grad():
+        for batch in _batches(rows, 32, None):
+            ids, mask, span_mask, marker, rec, _ = _batch([rows[i] for i in batch], pad_id)
+            lp = torch.log_softmax(net(ids, mask, span_mask, marker, rec).float(), -1).numpy()
+            for i, p in zip(batch, lp, strict=True):
+                out[(rows[i]["aid"], *rows[i]["span"])] = p
+    return out
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
+    """Fine-tune, keep the epoch with the best val TC F1, export int8 ONNX to ``out/reader``;
+    returns ``out``."""
+    torch.set_num_threads(int(cfg["threads"]))
+    random.seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    enc_dir = resolve_encoder(cfg["encoder"])
+    tok = load_tokenizer(enc_dir / "tokenizer.json")
+    config: dict[str, Any] = {
+        "name": cfg["name"],
+        "kind": "span_reader",
+        "encoder": cfg["encoder"],
+        "cls_id": _token_id(tok, "[CLS]", "<s>"),
+        "sep_id": _token_id(tok, "[SEP]", "</s>"),
+        "pad_id": _token_id(tok, "[PAD]", "<pad>"),
+        "start_id": _token_id(tok, "[unused0]", "[MASK]", "<mask>"),
+        "end_id": _token_id(tok, "[unused1]", "[UNK]", "<unk>"),
+        **{k: int(cfg[k]) for k in ("left_tokens", "right_tokens", "span_tokens", "context_chars")},
+        "max_recurrence": 5,
+        "techniques": list(TECHNIQUES),
+    }
+    splits = {}
+    for split, limit in (("train", "max_train_articles"), ("val", "max_val_articles")):
+        ids = load_split(corpus, split)
+        ids = ids[: cfg[limit]] if cfg[limit] else ids
+        splits[split] = load_texts_and_gold(corpus, ids)
+    train_rows = _rows(tok, config, *splits["train"])
+    val_rows = _rows(tok, config, *splits["val"])
+    val_gold = splits["val"][1]
+    _log(f"span reader: {len(train_rows)} train spans, {len(val_rows)} val spans")
+    net = ReaderNet(enc_dir, config["max_recurrence"])
+    freq = np.stack([r["y"] for r in train_rows]).sum(0) + 1.0
+    share = freq / freq.sum()
+    weight = share**-0.5  # class weights, normalised to 1 on average over the training spans
+    weight = torch.tensor(weight / (weight * share).sum(), dtype=torch.float32)
+    heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "lr": cfg["lr"]},
+            {"params": heads, "lr": cfg["head_lr"]},
+        ],
+        weight_decay=cfg["weight_decay"],
+    )
+    bs = int(cfg["batch_size"])
+    steps = int(cfg["epochs"]) * len(_batches(train_rows, bs, None))
+    warm = max(int(cfg["warmup"] * steps), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
+    )
+    rng = random.Random(cfg["seed"])
+    best: tuple[float, dict[str, torch.Tensor] | None] = (-1.0, None)
+    history = []
+    t0 = time.time()
+    for epoch in range(1, int(cfg["epochs"]) + 1):
+        net.train()
+        total = 0.0
+        for batch in _batches(train_rows, bs, rng):
+            ids, mask, span_mask, marker, rec, target = _batch(
+                [train_rows[i] for i in batch], config["pad_id"]
+            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
+                logits = net(ids, mask, span_mask, marker, rec).float()
+            loss = -(target * weight * torch.log_softmax(logits, -1)).sum(-1).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            total += float(loss.detach())
+        f1 = reader_tc_f1(_predict(net, val_rows, config["pad_id"]), val_gold)
+        history.append({"epoch": epoch, "loss": total, "val_tc_f1": round(f1, 4)})
+        _log(f"span reader epoch {epoch}: val TC {f1:.4f} ({time.time() - t0:.0f} s)")
+        if f1 > best[0]:
+            best = (f1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+    assert best[1] is not None
+    net.load_state_dict(best[1])
+    torch.save(best[1], out / "reader.pt")
+    folder = export_reader(net, config, enc_dir / "tokenizer.json", out / "reader")
+    reader = SpanReader(folder, threads=int(cfg["threads"]))
+    texts = splits["val"][0]
+    lp = {
+        (aid, s, e): p
+        for aid, spans in val_gold.items()
+        for (s, e), p in zip(
+            sorted({(s, e) for s, e, _ in spans}),
+            reader.log_probs(texts[aid], sorted({(s, e) for s, e, _ in spans})),
+            strict=True,
+        )
+    }
+    config["val"] = {
+        "tc_f1_torch": round(best[0], 4),
+        "tc_f1": round(reader_tc_f1(lp, val_gold), 4),
+    }
+    config["history"] = history
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    _log(f"span reader int8 val TC {config['val']['tc_f1']:.4f} (torch {best[0]:.4f})")
+    return out
+
+
+class _Graph(nn.Module):
+    def __init__(self, net: ReaderNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids, attention_mask, span_mask, marker, recurrence):  # type: ignore[no-untyped-def]
+        return self.net(input_ids, attention_mask, span_mask, marker, recurrence)
+
+
+def export_reader(net: ReaderNet, config: dict[str, Any], tokenizer_json: Path, out: Path) -> Path:
+    """``out/`` = model.onnx (int8 MatMuls and embeddings) + tokenizer.json + config.json."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.float().eval()
+    enc_cfg = net.encoder.config
+    attn = getattr(enc_cfg, "_attn_implementation", None)
+    enc_cfg._attn_implementation = "eager"  # the pattern onnxruntime fuses into Attention
+    ids = torch.full((2, 12), int(config["pad_id"]), dtype=torch.long)
+    ids[:, 0] = int(config["cls_id"])
+    names = ["input_ids", "attention_mask", "span_mask", "marker", "recurrence"]
+    args = (
+        ids,
+        torch.ones_like(ids),
+        torch.ones_like(ids),
+        torch.ones(2, dtype=torch.long),
+        torch.zeros(2, dtype=torch.long),
+    )
+    fp32 = out / "model.fp32.onnx"
+    torch.onnx.export(
+        _Graph(net),
+        args,
+        str(fp32),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+            "span_mask": {0: "batch", 1: "seq"},
+            "marker": {0: "batch"},
+            "recurrence": {0: "batch"},
+            "logits": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    enc_cfg._attn_implementation = attn
+    src = fp32
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        opt = optimize_model(
+            str(fp32),
+            model_type="bert",
+            num_heads=int(enc_cfg.num_attention_heads),
+            hidden_size=int(enc_cfg.hidden_size),
+            opt_level=1,
+        )
+        src = out / "model.opt.onnx"
+        opt.save_model_to_file(str(src))
+    except Exception as err:  # the optimizer does not know every architecture
+        _log(f"transformer optimizer skipped: {err}")
+    import onnx
+
+    quantize_dynamic(
+        str(src),
+        str(out / "model.onnx"),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gather", "EmbedLayerNormalization"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    if src != fp32:
+        src.unlink()
+    shutil.copy(tokenizer_json, out / "tokenizer.json")
+    (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return out
