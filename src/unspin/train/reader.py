@@ -21,6 +21,8 @@ from unspin.reader import SpanReader, encode_span
 from unspin.segment import load_tokenizer
 from unspin.techniques import TECHNIQUES
 from unspin.train.encoders import resolve_encoder
+from unspin.train.export import _quantize
+from unspin.train.loop import _token_id
 
 __all__ = ["ReaderNet", "reader_tc_f1", "train_reader"]
 
@@ -53,14 +55,6 @@ class ReaderNet(nn.Module):
         start = hidden[torch.arange(hidden.shape[0]), marker]
         z = torch.cat([hidden[:, 0], mean, start, self.recurrence(recurrence).to(hidden.dtype)], -1)
         return self.out(self.drop(z))
-
-
-def _token_id(tok: Any, *names: str) -> int:
-    for name in names:
-        tid = tok.token_to_id(name)
-        if tid is not None:
-            return int(tid)
-    raise ValueError(f"the encoder's tokenizer has none of {names}")
 
 
 def _rows(tok: Any, config: dict[str, Any], texts: dict, gold: dict) -> list[Row]:
@@ -255,8 +249,6 @@ class _Graph(nn.Module):
 
 def export_reader(net: ReaderNet, config: dict[str, Any], tokenizer_json: Path, out: Path) -> Path:
     """``out/`` = model.onnx (int8 MatMuls and embeddings) + tokenizer.json + config.json."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     out.mkdir(parents=True, exist_ok=True)
     net = net.float().eval()
     enc_cfg = net.encoder.config
@@ -291,33 +283,14 @@ def export_reader(net: ReaderNet, config: dict[str, Any], tokenizer_json: Path, 
         dynamo=False,
     )
     enc_cfg._attn_implementation = attn
-    src = fp32
-    try:
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        opt = optimize_model(
-            str(fp32),
-            model_type="bert",
-            num_heads=int(enc_cfg.num_attention_heads),
-            hidden_size=int(enc_cfg.hidden_size),
-            opt_level=1,
-        )
-        src = out / "model.opt.onnx"
-        opt.save_model_to_file(str(src))
-    except Exception as err:  # the optimizer does not know every architecture
-        _log(f"transformer optimizer skipped: {err}")
-    import onnx
-
-    quantize_dynamic(
-        str(src),
-        str(out / "model.onnx"),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul", "Gather", "EmbedLayerNormalization"],
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    # the taggers' fusions and per-channel int8 MatMuls and embeddings
+    _quantize(
+        fp32,
+        out / "model.onnx",
+        {"quantize": "all"},
+        int(enc_cfg.num_attention_heads),
+        int(enc_cfg.hidden_size),
     )
-    if src != fp32:
-        src.unlink()
     shutil.copy(tokenizer_json, out / "tokenizer.json")
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return out
