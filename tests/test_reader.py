@@ -173,6 +173,17 @@ def test_a_broken_reader_folder_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"left_tokens": 1}), encoding="utf-8")
     with pytest.raises(ModelError, match="not a span reader's config"):
         SpanReader(tmp_path)
+    from unspin.reader import READER_DIR
+
+    good = json.loads((READER_DIR / "config.json").read_text(encoding="utf-8"))
+    for key, value in (("left_tokens", "x"), ("span_tokens", 0), ("cls_id", -1), ("end_id", True)):
+        (tmp_path / "config.json").write_text(json.dumps({**good, key: value}), encoding="utf-8")
+        with pytest.raises(ModelError, match=f"{key} = .* must be a whole number"):
+            SpanReader(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(good), encoding="utf-8")
+    (tmp_path / "tokenizer.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot read the tokenizer"):
+        SpanReader(tmp_path)
 
 
 def test_registry_checks_the_reader_weight(tmp_path: Path) -> None:
@@ -310,3 +321,41 @@ def test_models_lists_the_reader_only_when_it_is_there(
     result = runner.invoke(app, ["models"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "span reader" in result.output and "alone" not in result.output
+
+
+def test_a_lone_article_gets_every_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unspin.predict
+    from unspin.tagger import Tagger
+
+    asked: list[int] = []
+
+    def spy(model: str, *, workers: int = 1) -> Tagger:
+        asked.append(workers)
+        return Tagger(model, threads=1)
+
+    monkeypatch.setattr(unspin.predict, "Tagger", spy)
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "article1.txt").write_text("They call him a traitor.", encoding="utf-8")
+    template = tmp_path / "template.txt"
+    template.write_text("1\t?\t16\t23\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    for task in ("tc", "joint"):
+        unspin.predict.predict_folder(
+            articles,
+            task,
+            out,
+            model="fast",
+            workers=2,
+            template=template if task == "tc" else None,
+        )
+    assert asked == [1, 1]  # two workers for one article would leave one thread idle each
+
+
+def test_special_tokens_written_in_an_article_are_read_as_text() -> None:
+    from unspin.reader import READER_DIR
+    from unspin.segment import load_tokenizer
+
+    tok = load_tokenizer(READER_DIR / "tokenizer.json")
+    ids = tok.encode("a [SEP] b [unused0]", add_special_tokens=False).ids
+    assert 102 not in ids and 1 not in ids  # [SEP] and [unused0] are the control tokens

@@ -66,7 +66,8 @@ def predict_folder(
         for i, lab in enumerate(todo):
             by_article[lab.article_id].append(i)
         filled: list[str | None] = [None] * len(todo)
-        tagger = Tagger(model, workers=workers)
+        # never more workers than articles: a lone article gets every thread
+        tagger = Tagger(model, workers=min(workers, len(by_article)))
         for t in (tagger, *tagger.members):  # a missing or damaged lexical.npz: say so now,
             _ = t.lexical  # not under a progress bar that has started
         if tagger.config.get("tc_reader_weight"):  # the same for the span reader
@@ -89,7 +90,7 @@ def predict_folder(
             for lab, t in zip(todo, filled, strict=True)
         ]
     else:
-        tagger = Tagger(model, workers=workers)
+        tagger = Tagger(model, workers=max(1, min(workers, len(texts))))
         with _progress() as bar:
             job = bar.add_task(f"predicting ({tagger.name})", total=len(texts))
             found = tagger.predict_many(texts.values(), threshold=threshold, task=task)

@@ -28,7 +28,7 @@ __all__ = ["READER_DIR", "SpanReader", "encode_span"]
 
 READER_DIR = Path(__file__).parent / "readers" / "tc"
 FILES = ("model.onnx", "tokenizer.json", "config.json")
-# what config.json must hold (written by unspin.train.reader)
+# what config.json must hold (written by unspin.train.reader), besides the token ids
 KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars", "max_recurrence")
 
 
@@ -79,10 +79,20 @@ class SpanReader:
                 f"{folder / 'config.json'} is not a span reader's config ({what}): copy the "
                 "folder again from the training run (RUN/reader) or reinstall unspin"
             )
+        least = {"span_tokens": 1, "context_chars": 1, "max_recurrence": 1}
+        for key in need:
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < least.get(key, 0):
+                raise ModelError(
+                    f"{folder / 'config.json'}: {key} = {value!r} must be a whole number >= "
+                    f"{least.get(key, 0)}; copy the folder again from the training run or "
+                    "reinstall unspin"
+                )
         import onnxruntime as ort
 
         from unspin.segment import load_tokenizer
 
+        self.tokenizer = load_tokenizer(folder / "tokenizer.json")  # a damaged one fails first
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = (
             threads or int(os.environ.get("UNSPIN_THREADS", "0")) or (os.cpu_count() or 1)
@@ -97,7 +107,6 @@ class SpanReader:
             raise ModelError(f"Cannot load {folder / 'model.onnx'}: {err}") from err
         self.folder = folder
         self.config = config
-        self.tokenizer = load_tokenizer(folder / "tokenizer.json")
 
     def log_probs(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """Technique log probabilities for spans of ``text``, in the order given. Each span is

@@ -41,9 +41,23 @@ class Window:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    tok = Tokenizer.from_file(str(path))
+    """A model's tokenizer, without truncation or padding, reading "[SEP]" or "[CLS]" written in
+    an article as text, not as control tokens; a damaged file raises ModelError."""
+    from unspin.errors import ModelError
+
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises its own exception types
+        raise ModelError(
+            f"{path}: cannot read the tokenizer ({err}); copy it again from the training run "
+            "or reinstall unspin"
+        ) from None
     tok.no_truncation()
     tok.no_padding()
+    try:
+        tok.encode_special_tokens = True
+    except AttributeError:  # tokenizers before 0.16: special tokens in text stay special
+        pass
     return tok
 
 
