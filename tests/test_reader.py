@@ -359,3 +359,21 @@ def test_special_tokens_written_in_an_article_are_read_as_text() -> None:
     tok = load_tokenizer(READER_DIR / "tokenizer.json")
     ids = tok.encode("a [SEP] b [unused0]", add_special_tokens=False).ids
     assert 102 not in ids and 1 not in ids  # [SEP] and [unused0] are the control tokens
+
+
+def test_soft_rows_read_a_teachers_spans_with_normalised_targets() -> None:
+    from unspin.train.reader import soft_rows
+
+    text = "They call him a traitor and a coward today"
+    config = {**CONFIG, "max_recurrence": 5}
+    probs = np.full((2, len(TECHNIQUES)), 0.5, np.float16)  # sums to 7, not 1
+    probs[1, 3] = 7.0
+    rows = soft_rows(
+        WordTokenizer(), config, {"a": text}, {"a": (np.array([[16, 23], [0, 4]]), probs)}
+    )
+    assert [r["span"] for r in rows] == [(16, 23), (0, 4)]
+    assert [r["y"].sum() for r in rows] == pytest.approx([1.0, 1.0])
+    assert int(np.argmax(rows[1]["y"])) == 3 and rows[0]["y"][0] == pytest.approx(1 / 14)
+    seq, a, b = encode_span(WordTokenizer(), config, text, 16, 23)
+    assert (rows[0]["a"], rows[0]["b"], len(rows[0]["seq"])) == (a, b, len(seq))
+    assert rows[0]["seq"][a] == CONFIG["start_id"] and rows[0]["seq"][b] == CONFIG["end_id"]

@@ -56,7 +56,7 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\nlexical_c = inf\n', "lexical_c = inf must be a number >= 0"),
         (b'name = "x"\ntask = "tc"\n', "use one of tagger, reader"),
         (b'name = "x"\nspan_tokens = 32\n', "span_tokens only apply to a span reader"),
-        (b'name = "x"\ntask = "reader"\ndevice = "cuda"\n', "device do nothing for a span"),
+        (b'name = "x"\ntask = "reader"\nlayers = 2\n', "layers do nothing for a span"),
         (b'name = "x"\ntask = "reader"\nmembers = ["small"]\n', "members do nothing for a"),
         (b'name = "x"\ntask = "reader"\nspan_tokens = 1\n', "span_tokens must be at least 2"),
         (b'name = "x"\ntask = "reader"\nleft_tokens = -1\n', "left_tokens = -1 must be 0 or"),

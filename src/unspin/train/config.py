@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "unlabeled": "",
     "unlabeled_limit": 0,
     # "cpu", "cuda" or "auto" (cuda when available); export and int8 tuning always run on CPU
+    # (a span reader too: it trains there and exports on CPU)
     "device": "cpu",
     # stop after the epoch that passes this many minutes of training (0: no limit)
     "max_minutes": 0.0,
@@ -147,7 +148,7 @@ READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
 # what the span reader's training (unspin.train.reader) does not read
 TAGGER_ONLY = (
     *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
-    *("quantize", "teacher", "unlabeled", "unlabeled_limit", "device", "max_minutes"),
+    *("quantize", "teacher", "unlabeled", "unlabeled_limit"),
     *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
 )
 MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
@@ -167,7 +168,7 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
     if unused:
         raise InputError(
             f"config {path}: {', '.join(unused)} do nothing for a span reader "
-            '(task = "reader", trained on CPU); remove them (see configs/reader.toml)'
+            '(task = "reader"); remove them (see configs/reader.toml)'
         )
     sizes = {k: int(raw.get(k, DEFAULTS[k])) for k in READER_KEYS}
     if sizes["span_tokens"] < 2:

@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from unspin.train.encoders import resolve_encoder
 from unspin.train.export import _quantize
 from unspin.train.loop import _token_id
 
-__all__ = ["ReaderNet", "reader_tc_f1", "train_reader"]
+__all__ = ["ReaderNet", "fit_reader", "finish_reader", "reader_tc_f1", "soft_rows", "train_reader"]
 
 Row = dict[str, Any]
 
@@ -77,6 +78,32 @@ def _rows(tok: Any, config: dict[str, Any], texts: dict, gold: dict) -> list[Row
     return rows
 
 
+def soft_rows(
+    tok: Any, config: dict[str, Any], texts: dict[str, str], soft: dict[str, tuple[Any, Any]]
+) -> list[Row]:
+    """Rows for spans with soft targets from a teacher (``soft[aid] = (spans (n, 2), probs (n,
+    14))``), such as the spans a tagger finds in unlabeled news, read by a larger reader."""
+    rows = []
+    cap = int(config["max_recurrence"])
+    for aid, (spans, probs) in sorted(soft.items()):
+        for (s, e), p in zip(spans, probs, strict=True):
+            s, e = int(s), int(e)
+            seq, a, b = encode_span(tok, config, texts[aid], s, e)
+            y = np.asarray(p, np.float32)
+            rows.append(
+                {
+                    "aid": aid,
+                    "span": (s, e),
+                    "seq": seq,
+                    "a": a,
+                    "b": b,
+                    "y": y / y.sum(),
+                    "rec": min(occurrences(texts[aid], s, e), cap),
+                }
+            )
+    return rows
+
+
 def _batch(rows: list[Row], pad_id: int) -> tuple[torch.Tensor, ...]:
     width = max(len(r["seq"]) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -120,14 +147,18 @@ def reader_tc_f1(log_probs: dict[tuple[str, int, int], np.ndarray], gold: dict) 
 
 
 def _predict(
-    net: ReaderNet, rows: list[Row], pad_id: int
+    net: ReaderNet, rows: list[Row], pad_id: int, dev: torch.device | None = None
 ) -> dict[tuple[str, int, int], np.ndarray]:
     net.eval()
     out = {}
+    dev = dev or torch.device("cpu")
     with torch.no_grad():
         for batch in _batches(rows, 32, None):
-            ids, mask, span_mask, marker, rec, _ = _batch([rows[i] for i in batch], pad_id)
-            lp = torch.log_softmax(net(ids, mask, span_mask, marker, rec).float(), -1).numpy()
+            ids, mask, span_mask, marker, rec, _ = (
+                t.to(dev) for t in _batch([rows[i] for i in batch], pad_id)
+            )
+            logits = net(ids, mask, span_mask, marker, rec).float()
+            lp = torch.log_softmax(logits, -1).cpu().numpy()
             for i, p in zip(batch, lp, strict=True):
                 out[(rows[i]["aid"], *rows[i]["span"])] = p
     return out
@@ -137,17 +168,9 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
-    """Fine-tune, keep the epoch with the best val TC F1, export int8 ONNX to ``out/reader``;
-    returns ``out``."""
-    torch.set_num_threads(int(cfg["threads"]))
-    random.seed(cfg["seed"])
-    np.random.seed(cfg["seed"])
-    torch.manual_seed(cfg["seed"])
-    out.mkdir(parents=True, exist_ok=True)
-    enc_dir = resolve_encoder(cfg["encoder"])
-    tok = load_tokenizer(enc_dir / "tokenizer.json")
-    config: dict[str, Any] = {
+def reader_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
+    """The config.json saved beside a span reader trained with training config ``cfg``."""
+    return {
         "name": cfg["name"],
         "kind": "span_reader",
         "encoder": cfg["encoder"],
@@ -160,20 +183,48 @@ def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
         "max_recurrence": 5,
         "techniques": list(TECHNIQUES),
     }
+
+
+def _device(cfg: dict[str, Any]) -> torch.device:
+    want = cfg.get("device", "cpu")
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(want)
+
+
+def fit_reader(
+    cfg: dict[str, Any],
+    corpus: Path,
+    extra: Callable[[Any, dict[str, Any]], list[Row]] | None = None,
+) -> tuple[ReaderNet, dict[str, Any], dict[str, Any]]:
+    """Fine-tune on ``cfg["device"]`` and keep the epoch with the best val TC F1 (torch). Returns
+    the network (on CPU, best epoch loaded), its reader config and a report (val rows, gold,
+    texts, history, best F1). No export: a GPU machine runs this part alone. ``extra(tokenizer,
+    reader config)`` gives more training rows (``soft_rows``: a teacher's soft targets)."""
+    torch.set_num_threads(int(cfg["threads"]))
+    random.seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    dev = _device(cfg)
+    enc_dir = resolve_encoder(cfg["encoder"])
+    tok = load_tokenizer(enc_dir / "tokenizer.json")
+    config = reader_config(cfg, tok)
     splits = {}
     for split, limit in (("train", "max_train_articles"), ("val", "max_val_articles")):
         ids = load_split(corpus, split)
         ids = ids[: cfg[limit]] if cfg[limit] else ids
         splits[split] = load_texts_and_gold(corpus, ids)
     train_rows = _rows(tok, config, *splits["train"])
+    if extra is not None:
+        train_rows += extra(tok, config)
     val_rows = _rows(tok, config, *splits["val"])
     val_gold = splits["val"][1]
-    _log(f"span reader: {len(train_rows)} train spans, {len(val_rows)} val spans")
-    net = ReaderNet(enc_dir, config["max_recurrence"])
+    _log(f"span reader: {len(train_rows)} train spans, {len(val_rows)} val spans on {dev}")
+    net = ReaderNet(enc_dir, config["max_recurrence"]).to(dev)
     freq = np.stack([r["y"] for r in train_rows]).sum(0) + 1.0
     share = freq / freq.sum()
     weight = share**-0.5  # class weights, normalised to 1 on average over the training spans
-    weight = torch.tensor(weight / (weight * share).sum(), dtype=torch.float32)
+    weight = torch.tensor(weight / (weight * share).sum(), dtype=torch.float32, device=dev)
     heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(
         [
@@ -196,10 +247,10 @@ def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
         net.train()
         total = 0.0
         for batch in _batches(train_rows, bs, rng):
-            ids, mask, span_mask, marker, rec, target = _batch(
-                [train_rows[i] for i in batch], config["pad_id"]
+            ids, mask, span_mask, marker, rec, target = (
+                t.to(dev) for t in _batch([train_rows[i] for i in batch], config["pad_id"])
             )
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
                 logits = net(ids, mask, span_mask, marker, rec).float()
             loss = -(target * weight * torch.log_softmax(logits, -1)).sum(-1).mean()
             loss.backward()
@@ -208,34 +259,59 @@ def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
             sched.step()
             opt.zero_grad()
             total += float(loss.detach())
-        f1 = reader_tc_f1(_predict(net, val_rows, config["pad_id"]), val_gold)
+        f1 = reader_tc_f1(_predict(net, val_rows, config["pad_id"], dev), val_gold)
         history.append({"epoch": epoch, "loss": total, "val_tc_f1": round(f1, 4)})
         _log(f"span reader epoch {epoch}: val TC {f1:.4f} ({time.time() - t0:.0f} s)")
         if f1 > best[0]:
-            best = (f1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            best = (f1, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+        if cfg["max_minutes"] and time.time() - t0 > 60 * cfg["max_minutes"]:
+            _log(f"span reader: stopping after epoch {epoch} (max_minutes)")
+            break
     assert best[1] is not None
+    net = net.cpu().float()
     net.load_state_dict(best[1])
-    torch.save(best[1], out / "reader.pt")
-    folder = export_reader(net, config, enc_dir / "tokenizer.json", out / "reader")
-    reader = SpanReader(folder, threads=int(cfg["threads"]))
-    texts = splits["val"][0]
-    lp = {
-        (aid, s, e): p
-        for aid, spans in val_gold.items()
-        for (s, e), p in zip(
-            sorted({(s, e) for s, e, _ in spans}),
-            reader.log_probs(texts[aid], sorted({(s, e) for s, e, _ in spans})),
-            strict=True,
-        )
+    report = {
+        "best_f1": best[0],
+        "history": history,
+        "train_rows": train_rows,
+        "val_rows": val_rows,
+        "val_texts": splits["val"][0],
+        "val_gold": val_gold,
+        "tokenizer_json": enc_dir / "tokenizer.json",
     }
+    return net, config, report
+
+
+def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
+    """Fine-tune, keep the epoch with the best val TC F1, export int8 ONNX to ``out/reader``;
+    returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    net, config, report = fit_reader(cfg, corpus)
+    torch.save(net.state_dict(), out / "reader.pt")
+    finish_reader(net, config, report, out / "reader", int(cfg["threads"]))
+    return out
+
+
+def finish_reader(
+    net: ReaderNet, config: dict[str, Any], report: dict[str, Any], folder: Path, threads: int
+) -> Path:
+    """Export ``net`` to ``folder`` and score the int8 export on val (saved in its config)."""
+    export_reader(net, config, report["tokenizer_json"], folder)
+    reader = SpanReader(folder, threads=threads)
+    texts, val_gold = report["val_texts"], report["val_gold"]
+    lp = {}
+    for aid, spans in val_gold.items():
+        pairs = sorted({(s, e) for s, e, _ in spans})
+        for (s, e), p in zip(pairs, reader.log_probs(texts[aid], pairs), strict=True):
+            lp[(aid, s, e)] = p
     config["val"] = {
-        "tc_f1_torch": round(best[0], 4),
+        "tc_f1_torch": round(report["best_f1"], 4),
         "tc_f1": round(reader_tc_f1(lp, val_gold), 4),
     }
-    config["history"] = history
+    config["history"] = report["history"]
     (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    _log(f"span reader int8 val TC {config['val']['tc_f1']:.4f} (torch {best[0]:.4f})")
-    return out
+    _log(f"span reader int8 val TC {config['val']['tc_f1']:.4f} (torch {report['best_f1']:.4f})")
+    return folder
 
 
 class _Graph(nn.Module):
