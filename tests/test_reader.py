@@ -203,11 +203,20 @@ def trained_reader(
     tiny_corpus: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     pytest.importorskip("torch")
+    # a teacher's soft targets for two spans of one unlabeled article, trained on beside gold
+    news = tmp_path_factory.mktemp("news")
+    (news / "n1.txt").write_text("Our great nation will never bow to the traitors.", "utf-8")
+    probs = np.full((2, len(TECHNIQUES)), 0.01, np.float16)
+    probs[0, TECHNIQUES.index("Flag-Waving")] = probs[
+        1, TECHNIQUES.index("Name_Calling,Labeling")
+    ] = 1
+    soft = news.parent / "soft.npz"
+    np.savez(soft, **{"n1/spans": np.array([[0, 16], [38, 46]], np.int32), "n1/p": probs})
     cfg = tmp_path_factory.mktemp("cfg") / "reader.toml"
     cfg.write_text(
         f'name = "tiny-reader"\ntask = "reader"\nencoder = "{tiny_encoder}"\nepochs = 2\n'
         "lr = 1e-3\nbatch_size = 4\nthreads = 1\nleft_tokens = 8\nright_tokens = 8\n"
-        "span_tokens = 8\ncontext_chars = 60\n",
+        f'span_tokens = 8\ncontext_chars = 60\nsoft_targets = "{soft}"\nunlabeled = "{news}"\n',
         encoding="utf-8",
     )
     out = tmp_path_factory.mktemp("run")
@@ -215,6 +224,7 @@ def trained_reader(
         app, ["train", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
+    assert "span reader: 2 soft-labelled spans" in result.output
     assert f"span reader exported to {out / 'reader'}" in result.output
     return out
 
@@ -377,3 +387,37 @@ def test_soft_rows_read_a_teachers_spans_with_normalised_targets() -> None:
     seq, a, b = encode_span(WordTokenizer(), config, text, 16, 23)
     assert (rows[0]["a"], rows[0]["b"], len(rows[0]["seq"])) == (a, b, len(seq))
     assert rows[0]["seq"][a] == CONFIG["start_id"] and rows[0]["seq"][b] == CONFIG["end_id"]
+
+
+def test_label_spans_pairs_each_found_span_with_the_teachers_probabilities() -> None:
+    from unspin.train.reader import label_spans
+
+    class Finder:
+        def predict_si(self, text: str) -> list[SimpleNamespace]:
+            return [SimpleNamespace(start=4, end=9), SimpleNamespace(start=0, end=3)] * (
+                "quiet" not in text
+            )
+
+    class Teacher:
+        def log_probs(self, text: str, spans: list[tuple[int, int]]) -> np.ndarray:
+            out = np.full((len(spans), len(TECHNIQUES)), np.log(0.5 / 13))
+            for i, (s, _) in enumerate(spans):
+                out[i, s % len(TECHNIQUES)] = np.log(0.5)
+            return out
+
+    arrays = label_spans(Finder(), Teacher(), {"b": "The enemy.", "a": "A quiet day."})
+    assert sorted(arrays) == ["b/p", "b/spans"]  # no spans, no rows
+    assert arrays["b/spans"].tolist() == [[0, 3], [4, 9]]
+    assert arrays["b/p"].dtype == np.float16 and arrays["b/p"][1, 4] == pytest.approx(0.5, abs=1e-3)
+    assert arrays["b/p"].astype(np.float32).sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-2)
+
+
+def test_soft_targets_for_articles_that_are_not_there_name_the_fix(tmp_path: Path) -> None:
+    from unspin.errors import CorpusError
+    from unspin.train.reader import load_soft_targets
+
+    (tmp_path / "x.txt").write_text("Some news.", encoding="utf-8")
+    probs = np.ones((1, len(TECHNIQUES)), np.float16)
+    np.savez(tmp_path / "s.npz", **{"y/spans": np.array([[0, 4]], np.int32), "y/p": probs})
+    with pytest.raises(CorpusError, match="set `unlabeled` to the folder it was labelled from"):
+        load_soft_targets(tmp_path / "s.npz", tmp_path)

@@ -19,7 +19,7 @@ CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.toml"))
 
 
 def test_every_shipped_model_has_its_config() -> None:
-    assert {"small", "fast", "fast-more", "base-6ep"} <= set(CONFIGS)
+    assert {"small", "fast", "fast-more", "base-6ep", "reader", "reader-distilled"} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -32,6 +32,12 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
             load_config(path)
         Path(init).parent.mkdir(parents=True)
         Path(init).write_bytes(b"")
+    soft = tomllib.loads(path.read_text(encoding="utf-8")).get("soft_targets")
+    if soft:  # a distilled reader: refused until its teacher's labels are written
+        with pytest.raises(InputError, match="label_spans"):
+            load_config(path)
+        Path(soft).parent.mkdir(parents=True, exist_ok=True)
+        Path(soft).write_bytes(b"")
     cfg = load_config(path)
     assert cfg["name"] and set(cfg) >= set(DEFAULTS)
 
@@ -57,6 +63,8 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\ntask = "tc"\n', "use one of tagger, reader"),
         (b'name = "x"\nspan_tokens = 32\n', "span_tokens only apply to a span reader"),
         (b'name = "x"\ntask = "reader"\nlayers = 2\n', "layers do nothing for a span"),
+        (b'name = "x"\nsoft_targets = "s.npz"\n', "soft_targets only apply to a span reader"),
+        (b'name = "x"\ntask = "reader"\nsoft_targets = "nope.npz"\n', "soft_targets = 'nope.npz'"),
         (b'name = "x"\ntask = "reader"\nmembers = ["small"]\n', "members do nothing for a"),
         (b'name = "x"\ntask = "reader"\nspan_tokens = 1\n', "span_tokens must be at least 2"),
         (b'name = "x"\ntask = "reader"\nleft_tokens = -1\n', "left_tokens = -1 must be 0 or"),

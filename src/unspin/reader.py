@@ -2,12 +2,13 @@
 
 The tagger's span head labels spans from the hidden states of a window the network read once
 for the whole article (and for span identification first). The span reader is the SemEval
-TC recipe instead: all-MiniLM-L6-v2 fine-tuned on PTC train's gold spans, each read on its own
+TC recipe instead: all-MiniLM-L6-v2 fine-tuned on PTC train's gold spans (and, as shipped,
+distilled from an MPNet reader on spans found in unlabeled news), each read on its own
 as ``[CLS] left context [unused0] span [unused1] right context [SEP]``, and classified from
 the [CLS] state, the mean of the span's tokens, the start marker's state and how often the
 span's text recurs in the article. ``Tagger.tc_probs`` pools its log probabilities with the
-span head's and the lexical classifier's (``tc_reader_weight``; docs/experiments.md, round 9).
-onnxruntime + tokenizers + numpy; trained by ``unspin.train.reader``.
+span head's and the lexical classifier's (``tc_reader_weight``; docs/experiments.md, rounds 9
+and 10). onnxruntime + tokenizers + numpy; trained by ``unspin.train.reader``.
 """
 
 from __future__ import annotations

@@ -25,6 +25,21 @@ class Log:
         self.file.flush()
 
 
+def run_main(main: Callable[[], int], log: Callable[[str], None]) -> None:
+    """Run a GPU-machine script's ``main``; log a failure's traceback (it comes back in $OUT)
+    and exit with its code (2 on an exception)."""
+    import sys
+    import traceback
+
+    try:
+        code = main()
+    except Exception as err:  # report, then fail
+        log("FAILED: " + "".join(traceback.format_exception(err)))
+        code = 2
+    log(f"done rc={code}")
+    sys.exit(code)
+
+
 def unpack_corpus(carry: Path, work: Path) -> None:
     """carry/data.tar.xz -> work/ptc and work/unlabeled-news (once)."""
     work.mkdir(parents=True, exist_ok=True)

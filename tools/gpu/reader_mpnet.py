@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, unpack_corpus
+from common import Log, copy_encoder_files, run_main, unpack_corpus
 from nf4 import unpack
 
 T0 = time.time()
@@ -189,12 +189,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except Exception as err:
-        import traceback
-
-        log("FAILED: " + "".join(traceback.format_exception(err)))
-        code = 2
-    log(f"done rc={code}")
-    sys.exit(code)
+    run_main(main, log)

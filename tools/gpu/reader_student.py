@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, pack_state, unpack_corpus
+from common import Log, copy_encoder_files, pack_state, run_main, unpack_corpus
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout6"))
@@ -119,12 +119,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except Exception as err:
-        import traceback
-
-        log("FAILED: " + "".join(traceback.format_exception(err)))
-        code = 2
-    log(f"done rc={code}")
-    sys.exit(code)
+    run_main(main, log)

@@ -22,6 +22,7 @@ from common import (
     copy_encoder_files,
     encoder_start,
     pack_state,
+    run_main,
     targets_from_uint8,
     unpack_corpus,
     wait_all,
@@ -314,12 +315,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except Exception as err:  # report, then fail
-        import traceback
-
-        log("FAILED: " + "".join(traceback.format_exception(err)))
-        code = 2
-    log(f"done rc={code}")
-    sys.exit(code)
+    run_main(main, log)

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, targets_to_uint8, unpack_corpus
+from common import Log, copy_encoder_files, run_main, targets_to_uint8, unpack_corpus
 from nf4 import unpack
 
 OUT = Path(os.environ.get("OUT", "/tmp/devout2"))
@@ -103,12 +103,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except Exception as err:
-        import traceback
-
-        log("FAILED: " + "".join(traceback.format_exception(err)))
-        code = 2
-    log(f"done rc={code}")
-    sys.exit(code)
+    run_main(main, log)

@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "right_tokens": 48,
     "span_tokens": 64,
     "context_chars": 400,
+    # span reader: a teacher's soft targets to train on beside the gold spans, a .npz of
+    # "<article id>/spans" (n, 2) and "<article id>/p" (n, 14) for articles of `unlabeled`
+    # (default ../shared/data/unlabeled-news), as unspin.train.reader.label_spans writes it
+    "soft_targets": "",
 }
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
@@ -148,7 +152,7 @@ READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
 # what the span reader's training (unspin.train.reader) does not read
 TAGGER_ONLY = (
     *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
-    *("quantize", "teacher", "unlabeled", "unlabeled_limit"),
+    *("quantize", "teacher", "unlabeled_limit"),
     *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
 )
 MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
@@ -157,7 +161,7 @@ MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
 def _check_task(path: Path, raw: dict[str, Any]) -> None:
     """Keys that the config's task would silently ignore, and a span reader's input length."""
     if raw.get("task", "tagger") != "reader":
-        unused = [k for k in raw if k in READER_KEYS]
+        unused = [k for k in raw if k in (*READER_KEYS, "soft_targets")]
         if unused:
             raise InputError(
                 f"config {path}: {', '.join(unused)} only apply to a span reader "
@@ -169,6 +173,12 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
         raise InputError(
             f"config {path}: {', '.join(unused)} do nothing for a span reader "
             '(task = "reader"); remove them (see configs/reader.toml)'
+        )
+    soft = raw.get("soft_targets")
+    if soft and not Path(soft).is_file():
+        raise InputError(
+            f"config {path}: soft_targets = {soft!r}: no such file (write it with "
+            "unspin.train.reader.label_spans, or remove the key to train on gold spans only)"
         )
     sizes = {k: int(raw.get(k, DEFAULTS[k])) for k in READER_KEYS}
     if sizes["span_tokens"] < 2:

@@ -25,7 +25,16 @@ from unspin.train.encoders import resolve_encoder
 from unspin.train.export import _quantize
 from unspin.train.loop import _token_id
 
-__all__ = ["ReaderNet", "fit_reader", "finish_reader", "reader_tc_f1", "soft_rows", "train_reader"]
+__all__ = [
+    "ReaderNet",
+    "finish_reader",
+    "fit_reader",
+    "label_spans",
+    "load_soft_targets",
+    "reader_tc_f1",
+    "soft_rows",
+    "train_reader",
+]
 
 Row = dict[str, Any]
 
@@ -102,6 +111,39 @@ def soft_rows(
                 }
             )
     return rows
+
+
+def label_spans(tagger: Any, reader: SpanReader, texts: dict[str, str]) -> dict[str, np.ndarray]:
+    """Soft targets for ``soft_targets``: the spans ``tagger`` finds in each text (SI), each with
+    the probabilities ``reader`` (a stronger span reader: the teacher) gives its 14 techniques;
+    save the result with ``np.savez_compressed``."""
+    arrays: dict[str, np.ndarray] = {}
+    for aid, text in sorted(texts.items()):
+        spans = sorted({(s.start, s.end) for s in tagger.predict_si(text)})
+        if spans:
+            arrays[f"{aid}/spans"] = np.asarray(spans, np.int32)
+            arrays[f"{aid}/p"] = np.exp(reader.log_probs(text, spans)).astype(np.float16)
+    return arrays
+
+
+def load_soft_targets(
+    path: str | Path, folder: str | Path
+) -> tuple[dict[str, str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """``label_spans``'s file and the articles it is about (``folder``/<id>.txt)."""
+    from unspin.errors import CorpusError
+    from unspin.train.distill import load_unlabeled
+
+    texts = load_unlabeled(folder)
+    with np.load(path) as z:
+        aids = sorted({k.rsplit("/", 1)[0] for k in z.files})
+        missing = [a for a in aids if a not in texts]
+        if missing:
+            raise CorpusError(
+                f"{path} has spans for {len(missing)} articles not in {folder} (e.g. "
+                f"{missing[0]}): set `unlabeled` to the folder it was labelled from"
+            )
+        soft = {a: (z[f"{a}/spans"], z[f"{a}/p"].astype(np.float32)) for a in aids}
+    return {a: texts[a] for a in aids}, soft
 
 
 def _batch(rows: list[Row], pad_id: int) -> tuple[torch.Tensor, ...]:
@@ -286,7 +328,17 @@ def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
     """Fine-tune, keep the epoch with the best val TC F1, export int8 ONNX to ``out/reader``;
     returns ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    net, config, report = fit_reader(cfg, corpus)
+    extra = None
+    if cfg["soft_targets"]:
+        texts, soft = load_soft_targets(
+            cfg["soft_targets"], cfg["unlabeled"] or corpus.parent / "unlabeled-news"
+        )
+        _log(f"span reader: {sum(len(s) for s, _ in soft.values())} soft-labelled spans")
+
+        def extra(tok: Any, config: dict[str, Any]) -> list[Row]:
+            return soft_rows(tok, config, texts, soft)
+
+    net, config, report = fit_reader(cfg, corpus, extra)
     torch.save(net.state_dict(), out / "reader.pt")
     finish_reader(net, config, report, out / "reader", int(cfg["threads"]))
     return out
