@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import gold_rows
 from typer.testing import CliRunner
 
 from unspin.cli import app
@@ -211,7 +212,7 @@ def trained_reader(
         1, TECHNIQUES.index("Name_Calling,Labeling")
     ] = 1
     soft = news.parent / "soft.npz"
-    np.savez(soft, **{"n1/spans": np.array([[0, 16], [38, 46]], np.int32), "n1/p": probs})
+    np.savez(soft, **{"n1/spans": np.array([[0, 16], [39, 47]], np.int32), "n1/p": probs})
     cfg = tmp_path_factory.mktemp("cfg") / "reader.toml"
     cfg.write_text(
         f'name = "tiny-reader"\ntask = "reader"\nencoder = "{tiny_encoder}"\nepochs = 2\n'
@@ -225,6 +226,8 @@ def trained_reader(
     )
     assert result.exit_code == 0, result.output
     assert "span reader: 2 soft-labelled spans" in result.output
+    gold = {(aid, s, e) for aid, _, s, e in gold_rows() if aid in ("1001", "1002", "1003")}
+    assert f"span reader: {len(gold) + 2} train spans" in result.output  # both reach training
     assert f"span reader exported to {out / 'reader'}" in result.output
     return out
 
@@ -421,3 +424,40 @@ def test_soft_targets_for_articles_that_are_not_there_name_the_fix(tmp_path: Pat
     np.savez(tmp_path / "s.npz", **{"y/spans": np.array([[0, 4]], np.int32), "y/p": probs})
     with pytest.raises(CorpusError, match="set `unlabeled` to the folder it was labelled from"):
         load_soft_targets(tmp_path / "s.npz", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"y/spans": np.array([[0, 4]], np.int32)}, "y needs both y/spans and y/p"),
+        ({"y/spans": np.array([[0, 4]]), "y/p": np.ones((1, 13))}, "rows are not"),
+        ({"y/spans": np.array([[0, 4]]), "y/p": np.zeros((1, 14))}, "rows are not"),
+        ({"y/spans": np.array([[0, 40]]), "y/p": np.ones((1, 14))}, "inside its 10 characters"),
+        ({"y/spans": np.array([[4, 4]]), "y/p": np.ones((1, 14))}, "rows are not"),
+    ],
+)
+def test_malformed_soft_targets_are_a_corpus_error(
+    tmp_path: Path, arrays: dict[str, np.ndarray], message: str
+) -> None:
+    from unspin.errors import CorpusError
+    from unspin.train.reader import load_soft_targets
+
+    (tmp_path / "y.txt").write_text("Some news.", encoding="utf-8")
+    np.savez(tmp_path / "s.npz", **arrays)
+    with pytest.raises(CorpusError, match=message):
+        load_soft_targets(tmp_path / "s.npz", tmp_path)
+    (tmp_path / "s.npz").write_bytes(b"")
+    with pytest.raises(CorpusError, match="not a .npz file"):
+        load_soft_targets(tmp_path / "s.npz", tmp_path)
+
+
+def test_a_reader_on_cuda_without_a_gpu_is_a_model_error(
+    tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    from unspin.train.config import DEFAULTS
+    from unspin.train.reader import fit_reader
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelError, match='device = "cuda" but torch sees no GPU'):
+        fit_reader({**DEFAULTS, "task": "reader", "device": "cuda"}, tiny_corpus)

@@ -19,7 +19,8 @@ CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.toml"))
 
 
 def test_every_shipped_model_has_its_config() -> None:
-    assert {"small", "fast", "fast-more", "base-6ep", "reader", "reader-distilled"} <= set(CONFIGS)
+    shipped = {"small", "fast", "fast-more", "base-6ep", "reader-mpnet", "reader-distilled"}
+    assert shipped <= set(CONFIGS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -65,6 +66,8 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\ntask = "reader"\nlayers = 2\n', "layers do nothing for a span"),
         (b'name = "x"\nsoft_targets = "s.npz"\n', "soft_targets only apply to a span reader"),
         (b'name = "x"\ntask = "reader"\nsoft_targets = "nope.npz"\n', "soft_targets = 'nope.npz'"),
+        (b'name = "x"\ntask = "reader"\nunlabeled = "news"\n', "unlabeled only applies to a"),
+        (b'name = "x"\ntask = "reader"\ndevice = "gpu"\n', "use one of cpu, cuda, auto"),
         (b'name = "x"\ntask = "reader"\nmembers = ["small"]\n', "members do nothing for a"),
         (b'name = "x"\ntask = "reader"\nspan_tokens = 1\n', "span_tokens must be at least 2"),
         (b'name = "x"\ntask = "reader"\nleft_tokens = -1\n', "left_tokens = -1 must be 0 or"),

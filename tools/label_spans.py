@@ -4,9 +4,9 @@ model finds in a folder of unlabeled articles, each with a teacher reader's 14 p
     python tools/label_spans.py --teacher runs/reader_mpnet/reader --fp32 --out runs/unl_soft.npz
 
 `--fp32` reads the teacher's model.fp32.onnx (an MPNet reader's int8 export is broken:
-MODEL_CARD.md). Round 10: `small` found 2,349 spans in the 400 articles of
-../shared/data/unlabeled-news (83 s); the MPNet reader's fp32 export labelled them in 388 s on
-2 cores.
+MODEL_CARD.md). A port of round 10's scratch script, whose run found 2,349 spans with `small`
+in the 400 articles of ../shared/data/unlabeled-news (83 s) and labelled them with the MPNet
+reader's fp32 export in 388 s on 2 cores (docs/experiments.md, round 10).
 """
 
 from __future__ import annotations

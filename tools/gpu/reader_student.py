@@ -1,8 +1,8 @@
 """GPU machine script: MiniLM span readers distilled from the MPNet reader. Each trains on PTC
 train's gold spans plus the spans ``small`` finds in the unlabeled news, with the MPNet
-reader's probabilities as soft targets (``SOFT``, made here by ``runs``-side labelling: see
-tools/gpu/README.md, section 6). The best two by val TC come back packed by
-``common.pack_state`` (int8 change from the fp16 MiniLM, ~22 MB each).
+reader's probabilities as soft targets (the carry folder's unl_soft.npz, written here by
+``tools/label_spans.py``: see tools/gpu/README.md, section 4). The best two by val TC come
+back packed by ``common.pack_state`` (int8 change from the fp16 MiniLM, ~22 MB each).
 
 Carry folder: minilm16/ (MiniLM in fp16, as ``prepare.py students`` writes it), data.tar.xz
 (the corpus) and unl_soft.npz (``<aid>/spans`` int32 (n, 2), ``<aid>/p`` float16 (n, 14)).

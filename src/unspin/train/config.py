@@ -178,7 +178,17 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
     if soft and not Path(soft).is_file():
         raise InputError(
             f"config {path}: soft_targets = {soft!r}: no such file (write it with "
-            "unspin.train.reader.label_spans, or remove the key to train on gold spans only)"
+            "tools/label_spans.py, or remove the key to train on gold spans only)"
+        )
+    if "unlabeled" in raw and not soft:
+        raise InputError(
+            f"config {path}: unlabeled only applies to a span reader with soft_targets (the "
+            "folder its articles come from); remove it or set soft_targets"
+        )
+    if raw.get("unlabeled") == PTC_TRAIN:
+        raise InputError(
+            f'config {path}: unlabeled = "{PTC_TRAIN}" is for taggers; a span reader\'s '
+            "soft_targets come from a folder of articles (tools/label_spans.py --unlabeled)"
         )
     sizes = {k: int(raw.get(k, DEFAULTS[k])) for k in READER_KEYS}
     if sizes["span_tokens"] < 2:

@@ -23,7 +23,7 @@ from unspin.segment import load_tokenizer
 from unspin.techniques import TECHNIQUES
 from unspin.train.encoders import resolve_encoder
 from unspin.train.export import _quantize
-from unspin.train.loop import _token_id
+from unspin.train.loop import _device, _token_id
 
 __all__ = [
     "ReaderNet",
@@ -134,15 +134,35 @@ def load_soft_targets(
     from unspin.train.distill import load_unlabeled
 
     texts = load_unlabeled(folder)
-    with np.load(path) as z:
-        aids = sorted({k.rsplit("/", 1)[0] for k in z.files})
-        missing = [a for a in aids if a not in texts]
-        if missing:
+    fix = "write it again with tools/label_spans.py"
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise CorpusError(f"soft_targets {path}: not a .npz file ({err}); {fix}") from None
+    aids = sorted({k.rsplit("/", 1)[0] for k in arrays})
+    missing = [a for a in aids if a not in texts]
+    if missing:
+        raise CorpusError(
+            f"{path} has spans for {len(missing)} articles not in {folder} (e.g. "
+            f"{missing[0]}): set `unlabeled` to the folder it was labelled from"
+        )
+    soft = {}
+    for a in aids:
+        spans, p = arrays.get(f"{a}/spans"), arrays.get(f"{a}/p")
+        if spans is None or p is None:
+            raise CorpusError(f"soft_targets {path}: {a} needs both {a}/spans and {a}/p; {fix}")
+        p = p.astype(np.float32)
+        n = len(texts[a])
+        ok = spans.ndim == 2 and spans.shape[1:] == (2,) and p.shape == (len(spans), 14)
+        ok = ok and bool(np.isfinite(p).all() and (p >= 0).all() and (p.sum(1) > 0).all())
+        ok = ok and bool(((spans[:, 0] >= 0) & (spans[:, 0] < spans[:, 1])).all())
+        if not ok or (len(spans) and int(spans[:, 1].max()) > n):
             raise CorpusError(
-                f"{path} has spans for {len(missing)} articles not in {folder} (e.g. "
-                f"{missing[0]}): set `unlabeled` to the folder it was labelled from"
+                f"soft_targets {path}: {a}'s rows are not (n, 2) spans inside its {n} "
+                f"characters with (n, 14) non-negative probabilities; {fix}"
             )
-        soft = {a: (z[f"{a}/spans"], z[f"{a}/p"].astype(np.float32)) for a in aids}
+        soft[a] = (spans, p)
     return {a: texts[a] for a in aids}, soft
 
 
@@ -225,13 +245,6 @@ def reader_config(cfg: dict[str, Any], tok: Any) -> dict[str, Any]:
         "max_recurrence": 5,
         "techniques": list(TECHNIQUES),
     }
-
-
-def _device(cfg: dict[str, Any]) -> torch.device:
-    want = cfg.get("device", "cpu")
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(want)
 
 
 def fit_reader(
