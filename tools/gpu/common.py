@@ -48,6 +48,19 @@ def unpack_corpus(carry: Path, work: Path) -> None:
             t.extractall(work)
 
 
+def setup_mpnet(carry: Path, work: Path) -> Path:
+    """The corpus and the MPNet encoder (unpacked from carry/mpnet's NF4 file) in ``work``
+    (once); returns the encoder folder, ``work/mpnet``."""
+    from nf4 import unpack
+
+    unpack_corpus(carry, work)
+    enc = work / "mpnet"
+    if not (enc / "model.safetensors").exists():
+        copy_encoder_files(carry / "mpnet", enc)
+        unpack(str(carry / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))
+    return enc
+
+
 def copy_encoder_files(src: Path, dst: Path) -> None:
     """Everything of an encoder folder except its (packed) weights."""
     dst.mkdir(parents=True, exist_ok=True)

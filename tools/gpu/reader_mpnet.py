@@ -18,8 +18,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, run_main, unpack_corpus
-from nf4 import unpack
+from common import Log, run_main, setup_mpnet
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout5"))
@@ -45,11 +44,7 @@ PART = 15 * 2**20
 
 
 def setup() -> Path:
-    unpack_corpus(C, W)
-    enc = W / "mpnet"
-    if not (enc / "model.safetensors").exists():
-        copy_encoder_files(C / "mpnet", enc)
-        unpack(str(C / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))
+    enc = setup_mpnet(C, W)
     log("setup done")
     return enc
 

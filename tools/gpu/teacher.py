@@ -16,8 +16,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, copy_encoder_files, run_main, targets_to_uint8, unpack_corpus
-from nf4 import unpack
+from common import Log, run_main, setup_mpnet, targets_to_uint8
 
 OUT = Path(os.environ.get("OUT", "/tmp/devout2"))
 DEV = os.environ.get("DEV", "cuda")
@@ -34,11 +33,7 @@ os.environ["UNSPIN_ENCODERS"] = str(W)  # W/mpnet: the config keeps encoder = "m
 
 
 def setup() -> Path:
-    unpack_corpus(C, W)
-    enc = W / "mpnet"
-    if not (enc / "model.safetensors").exists():
-        copy_encoder_files(C / "mpnet", enc)
-        unpack(str(C / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))
+    enc = setup_mpnet(C, W)
     log("setup done")
     return enc
 
