@@ -375,7 +375,7 @@ def test_special_tokens_written_in_an_article_are_read_as_text() -> None:
 
 
 def test_soft_rows_read_a_teachers_spans_with_normalised_targets() -> None:
-    from unspin.train.reader import soft_rows
+    from unspin.train.soft_targets import soft_rows
 
     text = "They call him a traitor and a coward today"
     config = {**CONFIG, "max_recurrence": 5}
@@ -393,7 +393,7 @@ def test_soft_rows_read_a_teachers_spans_with_normalised_targets() -> None:
 
 
 def test_label_spans_pairs_each_found_span_with_the_teachers_probabilities() -> None:
-    from unspin.train.reader import label_spans
+    from unspin.train.soft_targets import label_spans
 
     class Finder:
         def predict_si(self, text: str) -> list[SimpleNamespace]:
@@ -417,7 +417,7 @@ def test_label_spans_pairs_each_found_span_with_the_teachers_probabilities() -> 
 
 def test_soft_targets_for_articles_that_are_not_there_name_the_fix(tmp_path: Path) -> None:
     from unspin.errors import CorpusError
-    from unspin.train.reader import load_soft_targets
+    from unspin.train.soft_targets import load_soft_targets
 
     (tmp_path / "x.txt").write_text("Some news.", encoding="utf-8")
     probs = np.ones((1, len(TECHNIQUES)), np.float16)
@@ -440,7 +440,7 @@ def test_malformed_soft_targets_are_a_corpus_error(
     tmp_path: Path, arrays: dict[str, np.ndarray], message: str
 ) -> None:
     from unspin.errors import CorpusError
-    from unspin.train.reader import load_soft_targets
+    from unspin.train.soft_targets import load_soft_targets
 
     (tmp_path / "y.txt").write_text("Some news.", encoding="utf-8")
     np.savez(tmp_path / "s.npz", **arrays)

@@ -35,7 +35,7 @@ def main() -> None:
     from unspin.reader import SpanReader
     from unspin.tagger import Tagger
     from unspin.train.distill import load_unlabeled
-    from unspin.train.reader import label_spans
+    from unspin.train.soft_targets import label_spans
 
     texts = load_unlabeled(args.unlabeled)
     t0 = time.time()

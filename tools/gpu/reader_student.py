@@ -65,7 +65,8 @@ def main() -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     enc = setup()
     from unspin.train.config import DEFAULTS
-    from unspin.train.reader import ReaderNet, fit_reader, soft_rows
+    from unspin.train.reader import ReaderNet, fit_reader
+    from unspin.train.soft_targets import soft_rows
 
     z = np.load(C / "unl_soft.npz")
     aids = sorted({k.split("/")[0] for k in z.files})[: 3 if TINY else None]

@@ -68,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "context_chars": 400,
     # span reader: a teacher's soft targets to train on beside the gold spans, a .npz of
     # "<article id>/spans" (n, 2) and "<article id>/p" (n, 14) for articles of `unlabeled`
-    # (default ../shared/data/unlabeled-news), as unspin.train.reader.label_spans writes it
+    # (default ../shared/data/unlabeled-news), as tools/label_spans.py writes it
+    # (unspin.train.soft_targets)
     "soft_targets": "",
 }
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
