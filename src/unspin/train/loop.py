@@ -27,6 +27,18 @@ from unspin.train.model import Network
 __all__ = ["train", "finalize", "load_config"]
 
 
+def adamw(net: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.AdamW:
+    """AdamW with the encoder at ``lr`` and every other parameter (the heads) at ``head_lr``."""
+    heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    return torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "lr": cfg["lr"]},
+            {"params": heads, "lr": cfg["head_lr"]},
+        ],
+        weight_decay=cfg["weight_decay"],
+    )
+
+
 def _device(cfg: dict[str, Any]) -> torch.device:
     want = str(cfg["device"])
     if want == "auto":
@@ -312,14 +324,7 @@ def train(
     cw = torch.tensor((counts.max() / counts) ** 0.5, dtype=torch.float32).clamp(max=5.0).to(dev)
     pos_w = torch.tensor(np.clip((counts.sum() / counts) ** 0.5 / 3, 1.0, 8.0), dtype=torch.float32)
     pos_w = pos_w.to(dev)
-    head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW(
-        [
-            {"params": net.encoder.parameters(), "lr": cfg["lr"]},
-            {"params": head_params, "lr": cfg["head_lr"]},
-        ],
-        weight_decay=cfg["weight_decay"],
-    )
+    opt = adamw(net, cfg)
     bs = int(cfg["batch_size"])
     steps = cfg["epochs"] * ((len(examples) + bs - 1) // bs)
     warm = int(cfg["warmup"] * steps)

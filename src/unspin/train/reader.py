@@ -23,7 +23,7 @@ from unspin.segment import load_tokenizer
 from unspin.techniques import TECHNIQUES
 from unspin.train.encoders import resolve_encoder
 from unspin.train.export import _quantize
-from unspin.train.loop import _device, _token_id
+from unspin.train.loop import _device, _token_id, adamw
 from unspin.train.soft_targets import load_soft_targets, soft_rows
 
 __all__ = [
@@ -199,14 +199,7 @@ def fit_reader(
     share = freq / freq.sum()
     weight = share**-0.5  # class weights, normalised to 1 on average over the training spans
     weight = torch.tensor(weight / (weight * share).sum(), dtype=torch.float32, device=dev)
-    heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW(
-        [
-            {"params": net.encoder.parameters(), "lr": cfg["lr"]},
-            {"params": heads, "lr": cfg["head_lr"]},
-        ],
-        weight_decay=cfg["weight_decay"],
-    )
+    opt = adamw(net, cfg)
     bs = int(cfg["batch_size"])
     steps = int(cfg["epochs"]) * len(_batches(train_rows, bs, None))
     warm = max(int(cfg["warmup"] * steps), 1)
