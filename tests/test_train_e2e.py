@@ -14,6 +14,7 @@ from unspin.errors import ModelError
 from unspin.evaluate import LEXICAL_WEIGHTS
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
+from unspin.train.portable import is_portable
 
 pytest.importorskip("torch")
 
@@ -46,6 +47,7 @@ def test_export_writes_a_complete_model_folder(trained: Path) -> None:
     assert config["max_len"] == 24
     assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
     assert 0.0 <= config["si_threshold"] <= 1.0
+    assert is_portable(trained / "model.onnx")  # 7-bit weights: the same outputs on any CPU
 
 
 def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:

@@ -16,6 +16,7 @@ from unspin.evaluate import evaluate
 from unspin.lexical import LexicalClassifier
 from unspin.tagger import Tagger
 from unspin.train.model import Network
+from unspin.train.portable import make_portable
 
 __all__ = ["add_lexical", "export", "retune", "ship", "ship_reader"]
 
@@ -124,7 +125,9 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidde
     EmbedLayerNorm), then int8 dynamic per-channel quantization of the MatMul and embedding
     weights; with ``quantize = "embeddings"`` in the config only the embedding tables, with
     ``"ln_fp32"`` all but the MatMuls that read a LayerNorm (``layernorm_matmuls``). The fused
-    Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs."""
+    Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs. Last, the
+    MatMul weights go to 7 bits (``unspin.train.portable``): full int8 weights saturate on CPUs
+    without VNNI, so the same file scored differently on different machines."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -155,6 +158,7 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidde
     )
     if src != fp32:
         src.unlink()
+    make_portable(final, final, "reduce_range")
 
 
 def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagger:
