@@ -35,7 +35,13 @@ def pooled(tagger: Tagger, outs: dict, gold: dict, folds: list[list[str]], joint
         train = [a for j, f in enumerate(folds) if j != k for a in f]
         tagger.config.clear()
         tagger.config.update(base)
-        tune(tagger, {a: outs[a] for a in train}, {a: gold[a] for a in train}, joint_cut=joint_cut)
+        tune(
+            tagger,
+            {a: outs[a] for a in train},
+            {a: gold[a] for a in train},
+            joint_cut=joint_cut,
+            tc=False,
+        )
         for a in test:
             held[a] = dict(tagger.config)
     # score each article with the settings tuned without it
@@ -109,7 +115,7 @@ def main() -> None:
     for joint_cut in () if args.tc_only else (False, True):
         tagger.config.clear()
         tagger.config.update(base)
-        tune(tagger, outs, gold, joint_cut=joint_cut)
+        tune(tagger, outs, gold, joint_cut=joint_cut, tc=False)
         ev = evaluate(tagger, outs, gold, tc=False)
         cv = []
         for r in range(args.repeats):

@@ -363,6 +363,32 @@ def test_retune_rewrites_decoding_for_this_runtime(
     assert report["retuned"]["onnxruntime"] and "val" in report["retuned"]
 
 
+def test_retune_honours_the_si_cut_joint_tuner(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.train.export import retune
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(joint_tuner="si_cut", joint_si_threshold=0.99, joint_head_threshold=0.5)
+    config.update(tc_lexical_weight=0.7)  # not a grid value: tune_tc must replace it
+    (folder / "config.json").write_text(json.dumps(config))
+    retune(folder, tiny_corpus, threads=1)
+    after = json.loads((folder / "config.json").read_text())
+    assert after["joint_tuner"] == "si_cut"
+    assert after["joint_si_threshold"] == after["si_threshold"] != 0.99
+    assert after["joint_max_gap"] == after["max_gap"]
+    assert after["joint_head_threshold"] is None
+    assert after["tc_lexical_weight"] in LEXICAL_WEIGHTS
+    config["joint_tuner"] = "si-cut"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="joint_tuner = 'si-cut'.*own_cut, si_cut"):
+        retune(folder, tiny_corpus, threads=1)
+
+
 def test_encoder_names_resolve_through_unspin_encoders(
     tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

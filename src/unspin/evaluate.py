@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from unspin.errors import ModelError
 from unspin.tagger import ArticleOutputs, Tagger
 from unspin.techniques import TECHNIQUES
 
@@ -115,8 +116,16 @@ LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 READER_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 50.0)
 
 
+JOINT_TUNERS = ("own_cut", "si_cut")
+
+
 def tune(
-    tagger: Tagger, outputs: dict[str, ArticleOutputs], gold: Gold, *, joint_cut: bool = True
+    tagger: Tagger,
+    outputs: dict[str, ArticleOutputs],
+    gold: Gold,
+    *,
+    joint_cut: bool | None = None,
+    tc: bool = True,
 ) -> dict[str, Any]:
     """Grid-search the decoding settings on cached outputs; writes the best into tagger.config.
 
@@ -127,9 +136,19 @@ def tune(
     Last, ``joint_head_threshold`` adds joint spans read off the technique heads
     (``Tagger._head_spans``), searched for joint F1 with everything else fixed. The TC task's
     Repetition rule is tuned for TC F1 (``tune_tc``).
-    ``joint_cut=False``: joint reuses SI's cut (the tuner before session 3;
-    benchmarks/tuning_cv.py compares the two out of sample)."""
+    ``joint_cut=False``: joint reuses SI's cut and adds no technique-head spans (the tuner
+    before session 3; benchmarks/tuning_cv.py compares the two out of sample). Unset, the
+    model's ``joint_tuner`` decides: ``"own_cut"`` (the default) or ``"si_cut"``. ``tc=False``
+    leaves the TC task's settings (``tune_tc``) as they are."""
     c = tagger.config
+    if joint_cut is None:
+        tuner = c.get("joint_tuner", "own_cut")
+        if tuner not in JOINT_TUNERS:
+            raise ModelError(
+                f"joint_tuner = {tuner!r} in the model's config.json must be one of "
+                f"{', '.join(JOINT_TUNERS)}"
+            )
+        joint_cut = tuner == "own_cut"
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     for ratio in EXTEND_RATIOS:
         for thr in SI_THRESHOLDS:
@@ -161,7 +180,8 @@ def tune(
     c["joint_head_threshold"] = None  # the SI cut's spans only, until the last step
     search(labelling)
     if not joint_cut:
-        return {k: c[k] for k in (*best[1], "joint_si_threshold", "joint_max_gap", *labelling)}
+        keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling, "joint_head_threshold")
+        return {k: c[k] for k in keys} | (tune_tc(tagger, outputs, gold) if tc else {})
     search(
         {
             "joint_si_threshold": SI_THRESHOLDS,
@@ -173,7 +193,7 @@ def tune(
     # spans read off the technique heads, added where the SI cut found none of that technique
     search({"joint_head_threshold": JOINT_HEAD_THRESHOLDS})
     keys = (*best[1], "joint_si_threshold", "joint_max_gap", *labelling, "joint_head_threshold")
-    return {k: c[k] for k in keys} | tune_tc(tagger, outputs, gold)
+    return {k: c[k] for k in keys} | (tune_tc(tagger, outputs, gold) if tc else {})
 
 
 TC_REPETITION = ((1.0, 2), *itertools.product((2.0, 5.0, 20.0, 100.0), (2, 3, 4)))

@@ -28,16 +28,22 @@ MODES: tuple[str, ...] = ("u8u8", "reduce_range")
 
 
 def _weight_inputs(model: Any) -> dict[str, tuple[str, str]]:
-    """Quantized weight initializer -> (its zero point, its scale) for every MatMulInteger."""
+    """Quantized weight initializer -> (its zero point, its scale) for every MatMulInteger and
+    QAttention (onnxruntime's int8 attention: weight, scale and zero point at inputs 1, 4, 7)."""
     inits = {i.name for i in model.graph.initializer}
     found: dict[str, tuple[str, str]] = {}
     for node in model.graph.node:
-        if node.op_type != "MatMulInteger" or len(node.input) < 4:
+        if node.op_type == "MatMulInteger" and len(node.input) >= 4:
+            weight, zero = node.input[1], node.input[3]
+            scale = weight[: -len("_quantized")] + "_scale"
+            if not weight.endswith("_quantized"):
+                continue
+        elif node.op_type == "QAttention" and len(node.input) >= 8:
+            weight, scale, zero = node.input[1], node.input[4], node.input[7]
+        else:
             continue
-        weight, zero = node.input[1], node.input[3]
-        if weight not in inits or zero not in inits or not weight.endswith("_quantized"):
+        if weight not in inits or zero not in inits:
             continue
-        scale = weight[: -len("_quantized")] + "_scale"
         if scale not in inits:
             raise ValueError(f"no scale initializer {scale!r} for {weight!r}")
         found[weight] = (zero, scale)
