@@ -54,6 +54,8 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\nlrr = 3\n', "unknown key 'lrr' (did you mean 'lr'?)"),
         (b"", 'set at least name = "..."'),
         (b'name = "x"\ndevice = "gpu"\n', "use one of cpu, cuda, auto"),
+        (b'name = "x"\njoint_tuner = "own"\n', "use one of own_cut, si_cut"),
+        (b'name = "x"\ntask = "reader"\njoint_tuner = "si_cut"\n', "joint_tuner"),
         (b'name = "x"\nbatch_size = 0\n', "must be above 0"),
         (b'name = "x"\nteacher = []\n', "a list of teachers needs one or more"),
         (b'name = "x"\nteacher = ["runs/a", 3]\n', "a list of teachers needs one or more"),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from unspin.errors import InputError
+from unspin.evaluate import JOINT_TUNERS
 
 __all__ = ["DEFAULTS", "ENSEMBLE_KEYS", "PTC_TRAIN", "load_config"]
 
@@ -38,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "max_val_articles": 0,
     "layers": 0,
     "quantize": "all",
+    # how val tuning sets the joint task's cut: its own threshold and gap plus technique-head
+    # spans ("own_cut"), or SI's cut ("si_cut"; unspin.evaluate.tune)
+    "joint_tuner": "own_cut",
     # distillation / self-training: a teacher (a model folder such as runs/base6/onnx, or a
     # shipped model's name) labels the unlabeled articles (default
     # ../shared/data/unlabeled-news; "ptc:train": the training articles themselves) with soft
@@ -78,6 +82,7 @@ ENSEMBLE_KEYS: dict[str, type] = {"members": list, "member_weights": list}
 CHOICES = {
     "device": ("cpu", "cuda", "auto"),
     "quantize": ("all", "embeddings", "ln_fp32"),
+    "joint_tuner": JOINT_TUNERS,
     "task": ("tagger", "reader"),
 }
 POSITIVE = (
@@ -153,7 +158,7 @@ READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
 # what the span reader's training (unspin.train.reader) does not read
 TAGGER_ONLY = (
     *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
-    *("quantize", "teacher", "unlabeled_limit"),
+    *("quantize", "joint_tuner", "teacher", "unlabeled_limit"),
     *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
 )
 MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings

@@ -270,6 +270,7 @@ def _infer_config(
         "pad_id": _token_id(tok, "[PAD]", "<pad>"),
         "batch_size": 8,
         "quantize": cfg["quantize"],
+        "joint_tuner": cfg["joint_tuner"],
         "techniques": list(TECHNIQUES),
         # cut decoded spans where a sentence ends inside them (neutral on val F1, +-0.2)
         "split_sentences": True,
