@@ -152,7 +152,7 @@ def test_tc_probabilities_are_softened_and_blank_spans_get_the_prior() -> None:
     from unspin.tagger import Tagger
 
     tagger = Tagger("small", threads=1)
-    assert tagger.config["tc_calibration_temperature"] > 1.0  # fitted on val: the pool is sure
+    tagger.config["tc_calibration_temperature"] = 1.5  # as fitted on val when the pool is sure
     text = "Title\n\nThey call him a traitor. Our great nation will win."
     spans = [(5, 7), (22, 29)]
     out = tagger.outputs(text)

@@ -112,7 +112,7 @@ EXTEND_RATIOS = (1.0, 0.8, 0.6)  # hysteresis: spans grow over tokens above rati
 JOINT_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 JOINT_HEAD_THRESHOLDS = (None, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)  # None: no head spans
 # the lexical classifier's weight beside the span head (0: the head alone; unspin.lexical)
-LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+LEXICAL_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
 READER_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 50.0)
 
 
