@@ -243,7 +243,7 @@ def test_reader_train_export_read_end_to_end(trained_reader: Path) -> None:
     assert set(config["val"]) == {"tc_f1", "tc_f1_torch"} and len(config["history"]) == 2
     from unspin.train.portable import is_portable
 
-    assert is_portable(folder / "model.onnx")  # 7-bit weights: the same outputs on any CPU
+    assert is_portable(folder / "model.onnx")  # 7-bit weights: no CPU saturates
     text = "They call him a traitor. Our great nation will win, and the traitor will lose."
     spans = [(16, 23), (25, 50), (0, 4), (16, 23)]
     fp32 = folder.parent / "fp32"

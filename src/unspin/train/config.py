@@ -170,14 +170,16 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
         unused = [k for k in raw if k in (*READER_KEYS, "soft_targets")]
         if unused:
             raise InputError(
-                f"config {path}: {', '.join(unused)} only apply to a span reader "
+                f"config {path}: {', '.join(unused)} "
+                f"{'only applies' if len(unused) == 1 else 'only apply'} to a span reader "
                 '(task = "reader"); remove them from a tagger\'s config'
             )
         return
     unused = [k for k in raw if k in TAGGER_ONLY]
     if unused:
         raise InputError(
-            f"config {path}: {', '.join(unused)} do nothing for a span reader "
+            f"config {path}: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} nothing "
+            "for a span reader "
             '(task = "reader"); remove them (see configs/reader.toml)'
         )
     soft = raw.get("soft_targets")
