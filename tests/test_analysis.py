@@ -54,6 +54,21 @@ def test_split_sentences() -> None:
     ]
 
 
+def test_sentences_start_with_a_capital_of_any_script_but_not_a_small_letter() -> None:
+    text = (
+        "He quoted the paper. «Правда» wrote it first. Ελλάδα answered. "
+        "The talks ended. 北京 said nothing. It was over. état is French."
+    )
+    assert sentences_of(text) == [
+        "He quoted the paper.",
+        "«Правда» wrote it first.",
+        "Ελλάδα answered.",
+        "The talks ended.",
+        "北京 said nothing.",
+        "It was over. état is French.",
+    ]
+
+
 def test_every_kind_of_line_break_ends_a_sentence() -> None:
     for brk in ("\r\r", "\r\n\r\n", "\r", "\u2029", "\u2028", "\x0c"):
         text = f"Headline Without Full Stop{brk}They talked{brk}"

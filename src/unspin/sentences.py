@@ -27,7 +27,15 @@ _ABBREVIATIONS = frozenset(
 )
 # Sentence end: terminal punctuation, then optional closing quotes/brackets, then whitespace.
 _SENT_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]\u00bb]*(?=\s)")
-_NEXT_START = re.compile(r"\s+(?=[\"'\u201c\u2018(\[\u00ab\-\u2014]*[A-Z0-9\u00c0-\u024f])")
+# What may stand between a sentence end and the next sentence's first letter: space, then
+# opening quotes, brackets or dashes.
+_NEXT_START = re.compile(r"\s+[\"'\u201c\u2018(\[\u00ab\-\u2014]*")
+
+
+def _starts_sentence(ch: str) -> bool:
+    """A next sentence starts with a capital of any script (Latin, Greek, Cyrillic...), a digit
+    or a letter of a script without case (Arabic, Chinese...); not with a small letter."""
+    return ch.isupper() or ch.isdigit() or (ch.isalpha() and ch.lower() == ch.upper())
 
 
 def _is_abbreviation(line: str, dot: int) -> bool:
@@ -45,8 +53,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """Split ``text`` into sentence ranges ``(start, end)``, whitespace trimmed.
 
     Every line break ends a sentence (headlines and paragraphs stay apart); inside a line a
-    sentence ends at ``.``, ``!``, ``?`` or ``...`` (plus closing quotes) followed by space and
-    an upper-case letter, digit or opening quote - except after common abbreviations.
+    sentence ends at ``.``, ``!``, ``?`` or ``...`` (plus closing quotes) followed by space,
+    any opening quotes or brackets, and a capital letter of any script, a digit or a letter of a
+    script without case - except after common abbreviations.
     """
     out: list[tuple[int, int]] = []
     for base, line in lines(text):
@@ -54,7 +63,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         for m in _SENT_END.finditer(line):
             end = m.end()
             nxt = _NEXT_START.match(line, end)
-            if not nxt:
+            if not nxt or nxt.end() >= len(line) or not _starts_sentence(line[nxt.end()]):
                 continue
             if (
                 line[m.start()] == "."
@@ -63,7 +72,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             ):
                 continue
             _add_range(out, line, base, start, end)
-            start = nxt.end()
+            start = end
         _add_range(out, line, base, start, len(line))
     return out
 
