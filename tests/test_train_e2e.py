@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ARTICLES
@@ -343,18 +344,23 @@ def test_add_lexical_fits_the_classifier_into_a_model_folder(
     assert json.loads((folder / "config.json").read_text())["val"] == scores
 
 
+def _copy_with(trained: Path, folder: Path, **settings: Any) -> dict[str, Any]:
+    """A copy of the trained model folder with some config settings changed; its config."""
+    import shutil
+
+    shutil.copytree(trained, folder)
+    config = json.loads((folder / "config.json").read_text()) | settings
+    (folder / "config.json").write_text(json.dumps(config))
+    return config
+
+
 def test_retune_rewrites_decoding_for_this_runtime(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     from unspin.train.export import retune
 
     folder = tmp_path / "model"
-    shutil.copytree(trained, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(si_threshold=0.99, val={})  # as if tuned on another runtime
-    (folder / "config.json").write_text(json.dumps(config))
+    _copy_with(trained, folder, si_threshold=0.99, val={})  # as if tuned on another runtime
     scores = retune(folder, tiny_corpus, threads=1)
     after = json.loads((folder / "config.json").read_text())
     assert after["si_threshold"] != 0.99
@@ -366,16 +372,17 @@ def test_retune_rewrites_decoding_for_this_runtime(
 def test_retune_honours_the_si_cut_joint_tuner(
     trained: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     from unspin.train.export import retune
 
     folder = tmp_path / "model"
-    shutil.copytree(trained, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(joint_tuner="si_cut", joint_si_threshold=0.99, joint_head_threshold=0.5)
-    config.update(tc_lexical_weight=0.7)  # not a grid value: tune_tc must replace it
-    (folder / "config.json").write_text(json.dumps(config))
+    config = _copy_with(
+        trained,
+        folder,
+        joint_tuner="si_cut",
+        joint_si_threshold=0.99,
+        joint_head_threshold=0.5,
+        tc_lexical_weight=0.7,  # not a grid value: tune_tc must replace it
+    )
     retune(folder, tiny_corpus, threads=1)
     after = json.loads((folder / "config.json").read_text())
     assert after["joint_tuner"] == "si_cut"
