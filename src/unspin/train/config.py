@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "layers": 0,
     "quantize": "all",
     # how val tuning sets the joint task's cut: its own threshold and gap plus technique-head
-    # spans ("own_cut"), or SI's cut ("si_cut"; unspin.evaluate.tune)
+    # spans ("own_cut"), or SI's threshold and gap ("si_cut"; unspin.evaluate.tune)
     "joint_tuner": "own_cut",
     # distillation / self-training: a teacher (a model folder such as runs/base6/onnx, or a
     # shipped model's name) labels the unlabeled articles (default
