@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import namedtuple
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -194,11 +195,13 @@ def test_threshold_passed_and_checked() -> None:
 
 def test_bad_spans_cleaned_and_unknown_technique_refused() -> None:
     text = "Short text here."
+    # a custom tagger may return its own span-like objects, unchecked by Span
+    Raw = namedtuple("Raw", "start end technique score")
     tagger = RecordingTagger(
         [
             Span(0, 5, "Doubt", 0.4),
             Span(0, 5, "Doubt", 0.7),  # duplicate: the higher score stays
-            Span(6, 100, "Slogans", 1.5),  # clipped to the text, score to 1
+            Raw(6, 100, "Slogans", 1.5),  # clipped to the text, score to 1
             Span(3, 3, "Doubt", 0.9),  # empty: dropped
             Span(0, 4, None, 0.9),  # no technique: dropped
         ]
@@ -209,7 +212,31 @@ def test_bad_spans_cleaned_and_unknown_technique_refused() -> None:
         (6, len(text), "Slogans", 1.0),
     ]
     with pytest.raises(ModelError, match="unknown technique 'Nope'"):
-        Analyzer(RecordingTagger([Span(0, 1, "Nope", 0.5)])).analyze(text)
+        Analyzer(RecordingTagger([Raw(0, 1, "Nope", 0.5)])).analyze(text)
+    with pytest.raises(ModelError, match="must return a list of unspin.Span.*got tuple"):
+        Analyzer(RecordingTagger([(0, 5)])).analyze(text)
+
+
+def test_span_refuses_values_no_tagger_can_mean() -> None:
+    for args, match in (
+        ((5, 2, "Doubt", 0.5), "0 <= start <= end"),
+        ((-1, 2, "Doubt", 0.5), "0 <= start <= end"),
+        ((0, 2, "Nope", 0.5), "not one of the 14"),
+        ((0, 2, None, 7.0), "between 0 and 1"),
+        ((0, 2, None, float("nan")), "between 0 and 1"),
+    ):
+        with pytest.raises(InputError, match=match):
+            Span(*args)
+    assert Span(0, 2, "Doubt", 1.0 + 1e-9).score == 1.0  # float32 rounding, clamped
+
+
+def test_custom_tagger_without_threshold_keyword_is_refused_at_once() -> None:
+    class Plain:
+        def predict(self, text: str) -> list[Span]:
+            return []
+
+    with pytest.raises(ModelError, match="threshold"):
+        Analyzer(Plain())
 
 
 def test_missing_model_is_a_model_error() -> None:
@@ -304,9 +331,18 @@ def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
     from unspin.errors import ModelError
 
     assert Analyzer("fast").model == "fast" and not Analyzer("fast")._injected
-    assert Analyzer(Path("models/x")).model == str(Path("models/x"))
+    from unspin.registry import MODELS_DIR
+
+    assert Analyzer(MODELS_DIR / "fast").model == str(MODELS_DIR / "fast")
     with pytest.raises(ModelError, match="model name"):
         Analyzer(42)  # type: ignore[arg-type]
+    # an unknown name or folder fails at once, not at the first analyze (as Tagger does)
+    with pytest.raises(ModelError, match="Unknown model 'nope'"):
+        Analyzer("nope")
+    with pytest.raises(ModelError, match="Unknown model 'nope'"):
+        Analyzer(model="nope")
+    with pytest.raises(ModelError, match="'models/x' does not exist"):
+        Analyzer(Path("models/x"))
 
 
 def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:

@@ -4,6 +4,7 @@ deep inside, nor a confident answer to an impossible question."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,10 @@ def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
         tagger.classify("abc", [(0, 99)])
     with pytest.raises(InputError, match="not one str"):
         tagger.predict_many("abc")  # checked at the call, not at the first next()
+    with pytest.raises(InputError, match="not one bytes"):
+        tagger.predict_many(b"abc")
+    with pytest.raises(InputError, match=r"iterable\) of texts, got NoneType"):
+        tagger.predict_many(None)  # type: ignore[arg-type]
     ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
     assert len(ranked) == 14 and ranked[0][1] >= ranked[-1][1]
 
@@ -161,3 +166,45 @@ def test_model_and_title_mistakes_get_clear_errors(tmp_path: Path) -> None:
     analyzer = Analyzer(PhraseTagger({"traitors": "Name_Calling,Labeling"}), entities=None)
     with pytest.raises(InputError, match="title must be a str"):
         analyzer.analyze("Traitors everywhere!", title=5)  # type: ignore[arg-type]
+
+
+def test_map_with_workers_reads_a_stream_only_a_little_ahead() -> None:
+    tagger = Tagger("fast", threads=2, workers=2)
+    read: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            read.append(n)
+            yield n
+            n += 1
+
+    results = tagger.map(lambda n: n * n, endless())
+    assert [next(results) for _ in range(3)] == [0, 1, 4]
+    assert len(read) <= 3 + 2 * tagger.workers  # not the whole (endless) stream
+    results.close()
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("the corpus reader broke")
+
+    with pytest.raises(RuntimeError, match="corpus reader broke"):
+        list(tagger.map(lambda n: n, failing()))
+
+
+def test_lone_surrogates_are_read_as_replacement_characters() -> None:
+    tagger = Tagger("fast", threads=1)
+    broken = "They are thugs \ud800 and traitors. The traitors will destroy our nation."
+    fixed = broken.replace("\ud800", "\ufffd")
+    assert tagger.predict(broken) == tagger.predict(fixed)  # same length: offsets hold
+    assert tagger.classify(broken, [(9, 14)]) == tagger.classify(fixed, [(9, 14)])
+    analysis = Analyzer(tagger, entities=None).analyze(broken, title="a \udcff title")
+    assert analysis.text == fixed and "\udcff" not in (analysis.title or "")
+    from unspin.report import render
+
+    assert render([analysis], "json").encode("utf-8")  # writable as UTF-8
+
+
+def test_empty_model_name_is_refused() -> None:
+    with pytest.raises(ModelError, match="empty"):
+        Tagger("")

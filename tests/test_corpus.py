@@ -46,7 +46,10 @@ def test_read_article_errors(tmp_path: Path) -> None:
         read_article(tmp_path / "nope.txt")
     bad = tmp_path / "article2.txt"
     bad.write_bytes(b"ok \xff\xfe bad")
-    with pytest.raises(CorpusError, match="UTF-8"):
+    with pytest.raises(CorpusError, match="not valid UTF-8 at byte offset 3"):
+        read_article(bad)
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff")
+    with pytest.raises(CorpusError, match="looks like a binary file"):
         read_article(bad)
 
 

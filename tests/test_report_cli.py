@@ -85,7 +85,8 @@ def test_help_text_survives_rich_markup() -> None:
     cli = typer.main.get_command(app)
     assert isinstance(cli, typer.main.TyperGroup)
     for name, command in cli.commands.items():
-        texts = [command.help] + [getattr(p, "help", None) for p in command.params]
+        texts = [command.help, command.short_help]
+        texts += [getattr(p, "help", None) for p in command.params]
         for text in texts:
             assert not (text and tag.search(text)), (name, text)
     for args in (["--help"], ["train", "--help"]):

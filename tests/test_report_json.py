@@ -51,3 +51,31 @@ def test_several_analyses_make_an_array() -> None:
     a = example_analysis()
     data = json.loads(render([a, a], "json"))
     assert isinstance(data, list) and len(data) == 2 and data[0] == data[1]
+
+
+def test_docs_excerpt_matches_the_default_model_on_the_example() -> None:
+    """docs/report.md shows `unspin analyze examples/article.txt --format json`: its numbers
+    must be what the shipped default model prints (update the excerpt when a model changes)."""
+    import re
+
+    from unspin import Analyzer
+    from unspin.ingest import load
+
+    doc = (ROOT / "docs" / "report.md").read_text("utf-8")
+    excerpt = json.loads(re.search(r"```json\n(.*?)```", doc, re.S).group(1))  # type: ignore[union-attr]
+    source = load(ROOT / "examples" / "article.txt")
+    # targets (spaCy) are not compared: they change no number below
+    got = json.loads(
+        render([Analyzer(entities=None).analyze(source.text, title=source.title)], "json")
+    )
+    assert got["model"] == excerpt["model"]
+    want, have = excerpt["summary"], got["summary"]
+    keys = ["sentences", "loaded_sentences", "characters", "loaded_characters", "spans"]
+    keys += ["character_share", "top_sentences", "score", "level", "quoted_spans"]
+    assert {k: have[k] for k in keys} == {k: want[k] for k in keys}
+    shown = excerpt["spans"][0]
+    span = next(s for s in got["spans"] if s["id"] == shown["id"])
+    assert {k: span[k] for k in ("start", "end", "technique", "score")} == {
+        k: shown[k] for k in ("start", "end", "technique", "score")
+    }
+    assert got["sentences"][0]["load"] == excerpt["sentences"][0]["load"]

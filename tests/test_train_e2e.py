@@ -137,31 +137,31 @@ def test_predict_tc_fills_the_template_in_order(
             f"{r.split(chr(9))[0]}\t?\t{r.split(chr(9))[2]}\t{r.split(chr(9))[3]}\n" for r in gold
         )
     )
+    gold_file = tiny_corpus / "train-task-flc-tc.labels"
+
+    def predict_tc(rows: Path, out: Path) -> Any:
+        args = ["predict", str(tiny_corpus / "train-articles"), "--task", "tc"]
+        args += ["--template", str(rows), "-o", str(out), "--model", str(trained)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return result
+
     out = tmp_path / "tc.labels"
-    result = runner.invoke(
-        app,
-        [
-            "predict",
-            str(tiny_corpus / "train-articles"),
-            "--task",
-            "tc",
-            "--template",
-            str(template),
-            "-o",
-            str(out),
-            "--model",
-            str(trained),
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    result = predict_tc(template, out)
     got = [line.split("\t") for line in out.read_text().splitlines()]
     want = [line.split("\t") for line in template.read_text().splitlines()]
     assert [(r[0], r[2], r[3]) for r in got] == [(r[0], r[2], r[3]) for r in want]
     assert all(r[1] in TECHNIQUES for r in got)
-    # identical spans listed twice get two different techniques (multiset matching)
-    score = runner.invoke(
-        app, ["score", "tc", str(tiny_corpus / "train-task-flc-tc.labels"), str(out), "--json"]
+    assert "note:" not in result.stderr
+    # a gold file passed as the template: the same rows, labelled the same, with a note
+    again = tmp_path / "tc-from-gold.labels"
+    result = predict_tc(gold_file, again)
+    assert f"note: {len(gold)} of {len(gold)} template rows already name a technique" in (
+        " ".join(result.stderr.split())
     )
+    assert again.read_text() == out.read_text()
+    # identical spans listed twice get two different techniques (multiset matching)
+    score = runner.invoke(app, ["score", "tc", str(gold_file), str(out), "--json"])
     assert score.exit_code == 0, score.output
     assert 0.0 <= json.loads(score.output)["f1"] <= 1.0
 

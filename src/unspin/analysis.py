@@ -15,9 +15,10 @@ targets), :mod:`unspin.summary` (load and score) and :mod:`unspin.phrases` (rule
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import unspin
 from unspin import schema
@@ -35,6 +36,7 @@ from unspin.schema import (
     TargetRow,
     json_schema,
 )
+from unspin.segment import tokenizable
 from unspin.sentences import find_quotes, inside_share, sentence_of, split_sentences
 from unspin.spans import Span
 from unspin.summary import score_reading, sentence_infos, summarise
@@ -104,9 +106,19 @@ class Analyzer:
             tagger, model = None, str(tagger)
         if tagger is not None and not callable(getattr(tagger, "predict", None)):
             raise ModelError(
-                f"Analyzer(tagger=...) needs a Tagger (or anything with .predict(text)) or a "
+                "Analyzer(tagger=...) needs a Tagger (or anything with "
+                ".predict(text, *, threshold=None) returning a list of unspin.Span) or a "
                 f"model name such as 'fast'; got {type(tagger).__name__}"
             )
+        if tagger is not None and not _takes_threshold(tagger.predict):
+            raise ModelError(
+                f"{type(tagger).__name__}.predict must take a threshold keyword: "
+                "predict(text, *, threshold=None) (None: the tagger's own cut)"
+            )
+        if tagger is None:
+            from unspin.registry import resolve_model
+
+            resolve_model(model)  # an unknown name fails here, not at the first analyze
         if not (entities is None or entities == "auto" or callable(entities)):
             raise InputError(
                 f"entities must be 'auto', None or a function (text, ranges) -> entities; "
@@ -119,6 +131,8 @@ class Analyzer:
 
     @property
     def tagger(self) -> TaggerLike:
+        """The tagger in use: the one passed in, else the shipped model's
+        :class:`~unspin.tagger.Tagger`, loaded on first use."""
         if self._tagger is None:
             from unspin import tagger as tagger_module
 
@@ -136,11 +150,15 @@ class Analyzer:
         """Analyse ``text`` (offsets in the result refer to it exactly). ``title``: shown
         above the report (default: none). ``threshold`` (0-1): keep spans with at least this
         confidence instead of the model's tuned cut. ``source``: where the text came from (a
-        path or URL), kept in the report and used as the article id of ``--format semeval``."""
-        check_text(text)
+        path or URL), kept in the report and used as the article id of ``--format semeval``.
+        Lone surrogates (not valid Unicode; no report could be written with them) become
+        U+FFFD in ``text``, ``title`` and ``source``: one code point each, so offsets stay."""
+        text = tokenizable(check_text(text))
         for name, value in (("title", title), ("source", source)):
             if value is not None and not isinstance(value, str):
                 raise InputError(f"{name} must be a str or None, got {type(value).__name__}")
+        title = None if title is None else tokenizable(title)
+        source = None if source is None else tokenizable(source)
         if not text.lstrip("\ufeff").strip():
             raise InputError("the text is empty; nothing to analyse")
         check_threshold(threshold)
@@ -157,10 +175,29 @@ class Analyzer:
         )
 
 
+def _takes_threshold(predict: Any) -> bool:
+    try:
+        params = inspect.signature(predict).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin): trust it
+        return True
+    return "threshold" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+
 def _clean_spans(raw: Iterable[Span], n: int) -> list[Span]:
     """Spans with a known technique, clipped to ``[0, n)``, best score per (start, end, label)."""
     best: dict[tuple[int, int, str], float] = {}
+    if isinstance(raw, str) or not isinstance(raw, Iterable):
+        raise ModelError(
+            f"the tagger's predict must return a list of unspin.Span, got {type(raw).__name__}"
+        )
     for s in raw:
+        if not all(hasattr(s, k) for k in ("start", "end", "technique", "score")):
+            raise ModelError(
+                "the tagger's predict must return a list of unspin.Span (start, end, "
+                f"technique, score), got {type(s).__name__} {s!r:.60}"
+            )
         if s.technique is None:
             continue  # a technique-less (span identification) span: nothing to explain
         if s.technique not in EXPLANATIONS:

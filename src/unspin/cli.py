@@ -49,7 +49,7 @@ def _fail(err: UnspinError) -> None:
     raise typer.Exit(code=1)
 
 
-@app.command()
+@app.command(short_help="Score predictions against gold labels (SemEval-2020 Task 11).")
 def score(
     task: Annotated[str, typer.Argument(help="si, tc or joint", metavar="TASK")],
     gold: Annotated[
@@ -106,7 +106,7 @@ def score(
     console.print(table)
 
 
-@app.command()
+@app.command(short_help="PTC-format labels for a folder of articles (si, joint, tc).")
 def predict(
     articles: Annotated[
         Path, typer.Argument(help="Folder of article<ID>.txt files.", metavar="ARTICLES_DIR")
@@ -214,14 +214,18 @@ def models() -> None:
         )
 
 
-@app.command()
+@app.command(short_help="Train a model from a config file (needs the train extra).")
 def train(
     config: Annotated[
         Path, typer.Argument(help="A training config, e.g. configs/small.toml.", metavar="CONFIG")
     ],
     corpus: Annotated[
         Path | None,
-        typer.Option("--corpus", help="PTC folder (default ../shared/data/ptc).", metavar="DIR"),
+        typer.Option(
+            "--corpus",
+            help="PTC folder (default $UNSPIN_PTC_DIR, else ../shared/data/ptc).",
+            metavar="DIR",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder.", metavar="DIR")] = Path(
         "runs/model"
@@ -257,7 +261,7 @@ def train(
         typer.echo(f"model exported to {folder / 'onnx'}")
 
 
-@app.command()
+@app.command(short_help="Show how articles persuade: techniques, where, how sure.")
 def analyze(
     inputs: Annotated[
         list[str],

@@ -84,6 +84,11 @@ def read_article(path: str | os.PathLike[str]) -> str:
             f"{path}: is a folder, not an article file; use read_articles() for folders."
         ) from None
     except UnicodeDecodeError as err:
+        if b"\x00" in err.object:
+            raise CorpusError(
+                f"{path}: looks like a binary file (it contains NUL bytes), not an article; "
+                "move it out of the folder or re-save it as UTF-8 text"
+            ) from None
         raise CorpusError(
             f"{path}: not valid UTF-8 at byte offset {err.start} "
             f"(byte 0x{err.object[err.start]:02x}); re-save the article as UTF-8"

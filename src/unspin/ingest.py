@@ -25,7 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO, Literal
 
 from unspin.errors import InputError
@@ -329,8 +329,17 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
     return _document(data, url, html=html, url=final_url, content_type=ctype)
 
 
-def load(source: str, *, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT) -> Document:
-    """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path."""
+def load(
+    source: str | PurePath, *, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT
+) -> Document:
+    """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path (a str or
+    a ``Path``)."""
+    if isinstance(source, PurePath):
+        return read_path(str(source), max_bytes=max_bytes)
+    if not isinstance(source, str):
+        raise InputError(
+            f"load takes a file path, an http(s):// URL or '-', got {type(source).__name__}"
+        )
     if source == "-":
         return read_stdin(max_bytes=max_bytes)
     if _URL.match(source):

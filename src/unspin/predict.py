@@ -62,6 +62,15 @@ def predict_folder(
         todo = read_labels(template, task="tc", articles=texts, allow_unknown_technique=True)
         if not todo:
             raise InputError(f"{template}: the template has no rows to label")
+        named = [lab for lab in todo if lab.technique not in (None, "?")]
+        if named:  # a gold file passed by mistake? its labels are not used
+            Console(stderr=True).print(
+                f"note: {len(named)} of {len(todo)} template rows already name a technique "
+                f"(first: {named[0].technique}); every row gets the model's label, as if it "
+                "were '?'",
+                highlight=False,
+                markup=False,
+            )
         by_article: dict[str, list[int]] = defaultdict(list)
         for i, lab in enumerate(todo):
             by_article[lab.article_id].append(i)

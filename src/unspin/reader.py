@@ -23,6 +23,7 @@ import numpy as np
 
 from unspin.decode import occurrences
 from unspin.errors import ModelError
+from unspin.segment import tokenizable
 from unspin.techniques import TECHNIQUES
 
 __all__ = ["READER_DIR", "SpanReader", "encode_span"]
@@ -42,7 +43,7 @@ def encode_span(
     chars = int(config["context_chars"])
 
     def ids(piece: str) -> list[int]:
-        return list(tokenizer.encode(piece, add_special_tokens=False).ids)
+        return list(tokenizer.encode(tokenizable(piece), add_special_tokens=False).ids)
 
     span = ids(text[start:end])
     cap = int(config["span_tokens"])

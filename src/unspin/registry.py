@@ -108,6 +108,11 @@ def resolve_model(model: str | Path) -> Path:
         )
     models = shipped_models()
     name = str(model)
+    if not isinstance(model, os.PathLike) and not name.strip():
+        raise ModelError(
+            "the model name is empty: pass a shipped model's name (see `unspin models`), "
+            "'default', or a model folder's path"
+        )
     if name == "default":
         defaults = [p for p in models.values() if read_config(p).get("default")]
         if defaults:

@@ -6,6 +6,7 @@ window predictions can be stitched back to character offsets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ __all__ = [
     "Window",
     "load_tokenizer",
     "encode_article",
+    "tokenizable",
     "make_windows",
     "pad_batch",
     "locate",
@@ -61,8 +63,17 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return tok
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def tokenizable(text: str) -> str:
+    """``text`` with lone surrogates (from ``errors="surrogateescape"`` decoding; the
+    tokenizer refuses them) replaced by U+FFFD: one code point for one, so offsets stay."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def encode_article(tok: Tokenizer, text: str) -> Encoded:
-    enc = tok.encode(text, add_special_tokens=False)
+    enc = tok.encode(tokenizable(text), add_special_tokens=False)
     ids = np.asarray(enc.ids, dtype=np.int64)
     offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
     # Drop zero-width tokens (can appear for stray control characters).

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from unspin.errors import InputError
+from unspin.techniques import TECHNIQUES
+
+_KNOWN = frozenset(TECHNIQUES)
+
 __all__ = ["Span"]
 
 
@@ -19,3 +24,18 @@ class Span:
     end: int
     technique: str | None = None
     score: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise InputError(
+                f"Span({self.start}, {self.end}): offsets must satisfy 0 <= start <= end"
+            )
+        if self.technique is not None and self.technique not in _KNOWN:
+            raise InputError(
+                f"Span technique {self.technique!r} is not one of the 14 PTC techniques "
+                "(unspin.techniques.TECHNIQUES), nor None for a span without one"
+            )
+        if not -1e-6 <= self.score <= 1.0 + 1e-6:  # NaN fails too
+            raise InputError(f"Span score must be between 0 and 1, got {self.score!r}")
+        if not 0.0 <= self.score <= 1.0:  # float32 rounding just past an end
+            object.__setattr__(self, "score", min(1.0, max(0.0, float(self.score))))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -332,6 +333,9 @@ class Tagger:
 
     # -- network ---------------------------------------------------------------------------
     def outputs(self, text: str) -> ArticleOutputs:
+        """Everything the network says about ``text``: per-token P(O/B/I) and technique
+        probabilities (windows averaged), and each window's hidden states; what ``predict``,
+        ``predict_si`` and ``classify`` decode (an ensemble averages its members')."""
         if self.members:
             outs = [m.outputs(text) for m in self.members]
             first = outs[0]
@@ -551,20 +555,39 @@ class Tagger:
         latency per article."""
         if task not in ("si", "joint"):
             raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
-        if isinstance(texts, str):
-            raise InputError("predict_many takes a list of texts, not one str: use predict(text)")
+        if isinstance(texts, str | bytes | bytearray):
+            raise InputError(
+                "predict_many takes a list of texts, not one "
+                f"{type(texts).__name__}: use predict(text) (decode bytes first)"
+            )
+        if not isinstance(texts, Iterable):
+            raise InputError(
+                f"predict_many takes a list (or any iterable) of texts, got {type(texts).__name__}"
+            )
         check_threshold(threshold)  # all checked here, before the first text is tagged
         one = self.predict_si if task == "si" else self.predict
         return self.map(lambda text: one(text, threshold=threshold), texts)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` in order, ``self.workers`` at a time (onnxruntime releases the
-        GIL while it runs, so threads suffice)."""
+        GIL while it runs, so threads suffice). Reads ahead at most two items per worker, so
+        ``items`` may be a stream (a generator over a corpus, even an endless one)."""
         if self.workers <= 1:
             yield from map(fn, items)
             return
+        ahead = 2 * self.workers
         with ThreadPoolExecutor(self.workers) as pool:
-            yield from pool.map(fn, items)
+            queue: deque[Future[R]] = deque()
+            try:
+                for item in items:
+                    queue.append(pool.submit(fn, item))
+                    if len(queue) >= ahead:
+                        yield queue.popleft().result()
+                while queue:
+                    yield queue.popleft().result()
+            finally:  # an error or an abandoned iterator: drop what has not started
+                for fut in queue:
+                    fut.cancel()
 
     def _joint_spans(self, out: ArticleOutputs, threshold: float | None) -> list[Span]:
         c = self.config

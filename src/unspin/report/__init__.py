@@ -94,7 +94,17 @@ def render(
     color: bool = False,
     width: int = 80,
 ) -> str:
-    """Render ``analyses`` in ``fmt``. ``color``/``width`` only matter for ``terminal``."""
+    """Render ``analyses`` (a list of ``Analysis``) in ``fmt`` (``json``, ``html``,
+    ``semeval`` or ``terminal``). ``color``/``width`` only matter for ``terminal``."""
+    from unspin.analysis import Analysis
+
+    if isinstance(analyses, Analysis):
+        raise InputError("render takes a list of analyses: render([analysis], fmt)")
+    if not isinstance(analyses, Sequence) or not all(isinstance(a, Analysis) for a in analyses):
+        raise InputError(
+            "render takes a list of Analysis objects (what Analyzer().analyze returns), got "
+            f"{type(analyses).__name__}"
+        )
     if fmt == "json":
         from unspin.report.json import render_json
 
@@ -111,7 +121,7 @@ def render(
         from unspin.report.terminal import render_terminal
 
         return render_terminal(analyses, color=color, width=width)
-    raise ValueError(f"unknown format {fmt!r}")
+    raise InputError(f"unknown format {fmt!r}: use json, html, semeval or terminal")
 
 
 _SUFFIX_FORMATS: dict[str, Format] = {
