@@ -15,7 +15,7 @@ from unspin.checks import check_spans, check_threshold
 from unspin.errors import InputError, ModelError
 from unspin.phrases import PhraseTagger
 from unspin.registry import MODELS_DIR, resolve_model
-from unspin.tagger import Tagger
+from unspin.tagger import MAP_AHEAD, Tagger
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_map_with_workers_reads_a_stream_only_a_little_ahead() -> None:
 
     results = tagger.map(lambda n: n * n, endless())
     assert [next(results) for _ in range(3)] == [0, 1, 4]
-    assert len(read) <= 3 + 2 * tagger.workers  # not the whole (endless) stream
+    assert len(read) <= 3 + MAP_AHEAD * tagger.workers  # not the whole (endless) stream
     results.close()
 
     def failing() -> Iterator[int]:
