@@ -219,6 +219,11 @@ def test_bad_spans_cleaned_and_unknown_technique_refused() -> None:
 
 def test_span_refuses_values_no_tagger_can_mean() -> None:
     for args, match in (
+        ((0.5, 2, "Doubt", 0.5), "start must be a whole number"),
+        ((None, 2), "start must be a whole number"),
+        ((0, 2, ["Doubt"], 0.5), "technique must be a str or None"),
+        ((0, 2, None, "0.5"), "score must be a number"),
+        ((0, 2, None, None), "score must be a number"),
         ((5, 2, "Doubt", 0.5), "0 <= start <= end"),
         ((-1, 2, "Doubt", 0.5), "0 <= start <= end"),
         ((0, 2, "Nope", 0.5), "not one of the 14"),
@@ -237,6 +242,26 @@ def test_custom_tagger_without_threshold_keyword_is_refused_at_once() -> None:
 
     with pytest.raises(ModelError, match="threshold"):
         Analyzer(Plain())
+
+    class PositionalOnly:
+        def predict(self, text: str, threshold: float | None = None, /) -> list[Span]:
+            return []
+
+    with pytest.raises(ModelError, match="threshold"):
+        Analyzer(PositionalOnly())
+
+    class Flexible:
+        def predict(self, text: str, **options: object) -> list[Span]:
+            return []
+
+    assert Analyzer(Flexible(), entities=None).analyze("They vote on Monday.").spans == []
+
+
+def test_phrase_tagger_checks_its_rules_when_built() -> None:
+    with pytest.raises(InputError, match="between 0 and 1, got 1.5"):
+        PhraseTagger({"thugs": ("Name_Calling,Labeling", 1.5)})
+    with pytest.raises(InputError, match="unknown technique 'Nope' for 'thugs'"):
+        PhraseTagger({"thugs": "Nope"})
 
 
 def test_missing_model_is_a_model_error() -> None:
@@ -341,8 +366,8 @@ def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
         Analyzer("nope")
     with pytest.raises(ModelError, match="Unknown model 'nope'"):
         Analyzer(model="nope")
-    with pytest.raises(ModelError, match="'models/x' does not exist"):
-        Analyzer(Path("models/x"))
+    with pytest.raises(ModelError, match="does not exist"):
+        Analyzer(Path(__file__).parent / "no-such-model-folder")
 
 
 def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:

@@ -4,6 +4,7 @@ deep inside, nor a confident answer to an impossible question."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
         tagger.predict_many("abc")  # checked at the call, not at the first next()
     with pytest.raises(InputError, match="not one bytes"):
         tagger.predict_many(b"abc")
+    with pytest.raises(InputError, match=r"texts.values\(\)"):
+        tagger.predict_many({"article1": "They are thugs."})
     with pytest.raises(InputError, match=r"iterable\) of texts, got NoneType"):
         tagger.predict_many(None)  # type: ignore[arg-type]
     ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
@@ -172,17 +175,21 @@ def test_map_with_workers_reads_a_stream_only_a_little_ahead() -> None:
     tagger = Tagger("fast", threads=2, workers=2)
     read: list[int] = []
 
-    def endless() -> Iterator[int]:
-        n = 0
-        while True:
-            read.append(n)
-            yield n
-            n += 1
+    def stream(n: int, pause: float = 0.0) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(pause)
+            read.append(i)
+            yield i
 
-    results = tagger.map(lambda n: n * n, endless())
+    results = tagger.map(lambda n: n * n, stream(10_000))
     assert [next(results) for _ in range(3)] == [0, 1, 4]
-    assert len(read) <= 3 + MAP_AHEAD * tagger.workers  # not the whole (endless) stream
+    assert len(read) <= 3 + MAP_AHEAD * tagger.workers  # not the whole stream
     results.close()
+    # a slow stream: the first result comes as soon as it is ready, not after MAP_AHEAD items
+    read.clear()
+    slow = tagger.map(lambda n: n, stream(10 * MAP_AHEAD, pause=0.01))
+    assert next(slow) == 0 and len(read) < MAP_AHEAD
+    slow.close()
 
     def failing() -> Iterator[int]:
         yield 1
@@ -199,7 +206,7 @@ def test_lone_surrogates_are_read_as_replacement_characters() -> None:
     assert tagger.predict(broken) == tagger.predict(fixed)  # same length: offsets hold
     assert tagger.classify(broken, [(9, 14)]) == tagger.classify(fixed, [(9, 14)])
     analysis = Analyzer(tagger, entities=None).analyze(broken, title="a \udcff title")
-    assert analysis.text == fixed and "\udcff" not in (analysis.title or "")
+    assert analysis.text == fixed and analysis.title == "a \ufffd title"
     from unspin.report import render
 
     assert render([analysis], "json").encode("utf-8")  # writable as UTF-8

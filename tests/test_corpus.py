@@ -51,6 +51,9 @@ def test_read_article_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff")
     with pytest.raises(CorpusError, match="looks like a binary file"):
         read_article(bad)
+    bad.write_bytes("They vote on Monday.".encode("utf-16"))
+    with pytest.raises(CorpusError, match="UTF-16 text"):
+        read_article(bad)
 
 
 def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:

@@ -377,3 +377,20 @@ def test_url_too_big_and_http_error(server: str) -> None:
         load(f"{server}/big")
     with pytest.raises(InputError, match="HTTP 404"):
         load(f"{server}/missing")
+
+
+def test_load_takes_paths_of_any_kind_and_refuses_the_rest(tmp_path: Path) -> None:
+    import os
+
+    article = tmp_path / "a.txt"
+    article.write_text("They vote on Monday.\n", encoding="utf-8")
+
+    class Where:  # an os.PathLike that is not a pathlib path
+        def __fspath__(self) -> str:
+            return str(article)
+
+    for source in (article, str(article), os.fsencode(article), Where()):
+        assert load(source).text.startswith("They vote")  # type: ignore[arg-type]
+    for bad in (None, 5):
+        with pytest.raises(InputError, match="load takes a file path"):
+            load(bad)  # type: ignore[arg-type]

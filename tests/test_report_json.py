@@ -51,6 +51,22 @@ def test_several_analyses_make_an_array() -> None:
     a = example_analysis()
     data = json.loads(render([a, a], "json"))
     assert isinstance(data, list) and len(data) == 2 and data[0] == data[1]
+    assert render((x for x in (a, a)), "json") == render([a, a], "json")  # any iterable
+
+
+def test_render_refuses_what_is_not_a_list_of_analyses() -> None:
+    from unspin.errors import InputError
+
+    a = example_analysis()
+    for bad, match in (
+        (a, r"render\(\[analysis\], fmt\)"),
+        (None, "got NoneType"),
+        ([a, "text"], "one item is a str"),
+    ):
+        with pytest.raises(InputError, match=match):
+            render(bad, "json")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="use json, html, semeval or terminal"):
+        render([a], "pdf")  # type: ignore[arg-type]
 
 
 def test_docs_excerpt_matches_the_default_model_on_the_example() -> None:

@@ -180,9 +180,13 @@ def _takes_threshold(predict: Any) -> bool:
         params = inspect.signature(predict).parameters
     except (TypeError, ValueError):  # no signature to read (a builtin): trust it
         return True
-    return "threshold" in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    )
+    named = params.get("threshold")
+    if named is not None:
+        return named.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _clean_spans(raw: Iterable[Span], n: int) -> list[Span]:

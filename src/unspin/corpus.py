@@ -84,6 +84,11 @@ def read_article(path: str | os.PathLike[str]) -> str:
             f"{path}: is a folder, not an article file; use read_articles() for folders."
         ) from None
     except UnicodeDecodeError as err:
+        if err.object[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise CorpusError(
+                f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark); re-save the "
+                "article as UTF-8"
+            ) from None
         if b"\x00" in err.object:
             raise CorpusError(
                 f"{path}: looks like a binary file (it contains NUL bytes), not an article; "

@@ -334,8 +334,10 @@ def load(
 ) -> Document:
     """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path (a str or
     a ``Path``)."""
-    if isinstance(source, PurePath):
-        return read_path(str(source), max_bytes=max_bytes)
+    if isinstance(source, bytes):
+        source = os.fsdecode(source)
+    if isinstance(source, PurePath | os.PathLike):
+        return read_path(os.fspath(source), max_bytes=max_bytes)
     if not isinstance(source, str):
         raise InputError(
             f"load takes a file path, an http(s):// URL or '-', got {type(source).__name__}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from numbers import Real
 
+from unspin.errors import InputError
 from unspin.explain import EXPLANATIONS
 from unspin.spans import Span
 from unspin.targets import Entity
@@ -31,7 +33,15 @@ class PhraseTagger:
         for phrase, value in phrases.items():
             technique, score = (value, 0.9) if isinstance(value, str) else value
             if technique not in EXPLANATIONS:
-                raise ValueError(f"unknown technique {technique!r}")
+                raise InputError(
+                    f"PhraseTagger: unknown technique {technique!r} for {phrase!r}; use one of "
+                    "unspin.techniques.TECHNIQUES"
+                )
+            if isinstance(score, bool) or not isinstance(score, Real) or not 0 <= score <= 1:
+                raise InputError(
+                    f"PhraseTagger: the score for {phrase!r} must be a number between 0 and 1, "
+                    f"got {score!r}"
+                )
             pattern = re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.IGNORECASE)
             self._rules.append((pattern, technique, float(score)))
 

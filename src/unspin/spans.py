@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 from unspin.errors import InputError
 from unspin.techniques import TECHNIQUES
@@ -26,6 +27,14 @@ class Span:
     score: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise InputError(f"Span {name} must be a whole number, got {value!r}")
+        if self.technique is not None and not isinstance(self.technique, str):
+            raise InputError(f"Span technique must be a str or None, got {self.technique!r}")
+        if isinstance(self.score, bool) or not isinstance(self.score, Real):
+            raise InputError(f"Span score must be a number between 0 and 1, got {self.score!r}")
         if not 0 <= self.start <= self.end:
             raise InputError(
                 f"Span({self.start}, {self.end}): offsets must satisfy 0 <= start <= end"

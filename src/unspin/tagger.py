@@ -12,7 +12,7 @@ import functools
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -556,6 +556,11 @@ class Tagger:
         latency per article."""
         if task not in ("si", "joint"):
             raise InputError(f"predict_many: task must be 'si' or 'joint', got {task!r}")
+        if isinstance(texts, Mapping):
+            raise InputError(
+                "predict_many takes texts, not a mapping (it would tag the keys): pass "
+                "texts.values()"
+            )
         if isinstance(texts, str | bytes | bytearray):
             raise InputError(
                 "predict_many takes a list of texts, not one "
@@ -585,6 +590,8 @@ class Tagger:
                 for item in items:
                     queue.append(pool.submit(fn, item))
                     if len(queue) >= ahead:
+                        yield queue.popleft().result()
+                    while queue and queue[0].done():  # a slow stream: yield what is ready
                         yield queue.popleft().result()
                 while queue:
                     yield queue.popleft().result()

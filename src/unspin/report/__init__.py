@@ -6,7 +6,7 @@ here writes files (the CLI writes atomically).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -88,7 +88,7 @@ def darken(color: str, factor: float = 0.55) -> str:
 
 
 def render(
-    analyses: Sequence[Analysis],
+    analyses: Iterable[Analysis],
     fmt: Format,
     *,
     color: bool = False,
@@ -100,10 +100,17 @@ def render(
 
     if isinstance(analyses, Analysis):
         raise InputError("render takes a list of analyses: render([analysis], fmt)")
-    if not isinstance(analyses, Sequence) or not all(isinstance(a, Analysis) for a in analyses):
+    if isinstance(analyses, str | bytes) or not isinstance(analyses, Iterable):
         raise InputError(
             "render takes a list of Analysis objects (what Analyzer().analyze returns), got "
             f"{type(analyses).__name__}"
+        )
+    analyses = list(analyses)  # a generator or map() works too
+    wrong = next((a for a in analyses if not isinstance(a, Analysis)), None)
+    if wrong is not None:
+        raise InputError(
+            "render takes a list of Analysis objects (what Analyzer().analyze returns); one "
+            f"item is a {type(wrong).__name__}"
         )
     if fmt == "json":
         from unspin.report.json import render_json
