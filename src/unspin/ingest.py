@@ -25,7 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import BinaryIO, Literal
 
 from unspin.errors import InputError
@@ -330,13 +330,16 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
 
 
 def load(
-    source: str | PurePath, *, max_bytes: int = MAX_BYTES, timeout: float = URL_TIMEOUT
+    source: str | os.PathLike[str] | bytes,
+    *,
+    max_bytes: int = MAX_BYTES,
+    timeout: float = URL_TIMEOUT,
 ) -> Document:
-    """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path (a str or
-    a ``Path``)."""
+    """Read ``source``: ``"-"`` for stdin, an ``http(s)://`` URL, or a file path (a str, a
+    ``Path`` or any path-like)."""
     if isinstance(source, bytes):
         source = os.fsdecode(source)
-    if isinstance(source, PurePath | os.PathLike):
+    if isinstance(source, os.PathLike):
         return read_path(os.fspath(source), max_bytes=max_bytes)
     if not isinstance(source, str):
         raise InputError(
