@@ -67,6 +67,10 @@ def test_models_command_lists_scores() -> None:
     for info in INFOS:
         assert info["name"] in result.output
         assert f"{info['val']['si_f1']:.3f}" in result.output
+    # int8 speed depends on the CPU: the table says which one its articles/s come from
+    cpus = {i["speed"]["cpu"] for i in INFOS if i.get("speed", {}).get("cpu")}
+    assert cpus, "record speed with: python benchmarks/speed.py --model NAME --write-config"
+    assert all(cpu in " ".join(result.output.split()) for cpu in cpus)
 
 
 def test_the_span_reader_ships_and_every_model_weighs_it_into_tc() -> None:

@@ -49,6 +49,13 @@ def test_export_writes_a_complete_model_folder(trained: Path) -> None:
     assert set(config["val"]) >= {"si_f1", "tc_f1", "joint_f1"}
     assert 0.0 <= config["si_threshold"] <= 1.0
     assert is_portable(trained / "model.onnx")  # 7-bit weights: no CPU saturates
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(trained / "model.onnx")).graph.node]
+    # unspin.train.graph's rewrites: the first layer's Attention stays fp32, the second's
+    # Q/K/V projection is int8 before a MultiHeadAttention; no fused SkipLayerNorm is left
+    assert ops.count("Attention") == 1 and ops.count("MultiHeadAttention") == 1
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 4
 
 
 def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:

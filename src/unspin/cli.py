@@ -178,7 +178,8 @@ def models() -> None:
     table = Table(title="shipped models (scores on PTC val, 37 articles)")
     for col in ("name", "encoder", "SI F1", "TC F1", "joint F1", "articles/s", "MB", "default"):
         table.add_column(col, justify="left" if col in ("name", "encoder") else "right")
-    for info in model_infos():
+    infos = model_infos()
+    for info in infos:
         val = info.get("val", {})
         speed = info.get("speed", {})
 
@@ -200,6 +201,12 @@ def models() -> None:
         )
     console = Console()
     console.print(table)
+    cpus = sorted({str(i["speed"]["cpu"]) for i in infos if i.get("speed", {}).get("cpu")})
+    if cpus:  # int8 speed depends on the CPU: say which one the numbers come from
+        console.print(
+            f"articles/s: benchmarks/speed.py on 2 cores of {' / '.join(cpus)}; "
+            "other CPUs differ (BENCHMARKS.md)."
+        )
     if (READER_DIR / "model.onnx").is_file():  # the TC task's third opinion, shared by all
         try:
             reader = json.loads((READER_DIR / "config.json").read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ from unspin.errors import ModelError
 from unspin.evaluate import evaluate
 from unspin.lexical import LexicalClassifier
 from unspin.tagger import Tagger
+from unspin.train.graph import speed_up
 from unspin.train.model import Network
 from unspin.train.portable import make_portable
 
@@ -120,14 +121,24 @@ def layernorm_matmuls(model: Any) -> list[str]:
     ]
 
 
-def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidden: int) -> None:
+def _quantize(
+    fp32: Path,
+    final: Path,
+    config: dict[str, Any],
+    heads: int,
+    hidden: int,
+    *,
+    rewrite: bool = True,
+) -> None:
     """Fuse transformer ops (onnxruntime's BERT optimizer: Attention, SkipLayerNorm, BiasGelu,
     EmbedLayerNorm), then int8 dynamic per-channel quantization of the MatMul and embedding
     weights; with ``quantize = "embeddings"`` in the config only the embedding tables, with
     ``"ln_fp32"`` all but the MatMuls that read a LayerNorm (``layernorm_matmuls``). The fused
-    Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs. Last, the
+    Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs. Then the
     MatMul weights go to 7 bits (``unspin.train.portable``): full int8 weights saturate on CPUs
-    without VNNI, so the same file scored differently on different machines."""
+    without VNNI, so the same file scored differently on different machines. Last (with
+    ``rewrite``), ``unspin.train.graph.speed_up``: SkipLayerNorm as Add + LayerNorm, and, in
+    mode ``"all"``, every Attention but the first with a 7-bit int8 Q/K/V projection."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -159,6 +170,8 @@ def _quantize(fp32: Path, final: Path, config: dict[str, Any], heads: int, hidde
     if src != fp32:
         src.unlink()
     make_portable(final, final, "reduce_range")
+    if rewrite:
+        _log(f"graph rewrites: {speed_up(final, final, qkv=mode == 'all')}")
 
 
 def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagger:

@@ -336,13 +336,15 @@ def export_reader(net: ReaderNet, config: dict[str, Any], tokenizer_json: Path, 
         dynamo=False,
     )
     enc_cfg._attn_implementation = attn
-    # the taggers' fusions and per-channel int8 MatMuls and embeddings
+    # the taggers' fusions and per-channel int8 MatMuls and embeddings, without the taggers'
+    # graph rewrites: on the shipped reader they cost 0.3-0.7 TC points (round 13)
     _quantize(
         fp32,
         out / "model.onnx",
         {"quantize": "all"},
         int(enc_cfg.num_attention_heads),
         int(enc_cfg.hidden_size),
+        rewrite=False,
     )
     shutil.copy(tokenizer_json, out / "tokenizer.json")
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")

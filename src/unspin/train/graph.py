@@ -1,0 +1,208 @@
+"""Graph rewrites that make an exported tagger faster on CPU (``export`` applies them last).
+
+After onnxruntime's BERT optimizer and int8 quantization, two parts of the graph still ran
+slowly on 2 CPU cores (``python benchmarks/onnx_kernels.py FILE --threads 1 --profile``,
+round 13, docs/experiments.md):
+
+- ``SkipLayerNormalization`` (residual add + LayerNorm, one fused op): 13% of ``small``'s run
+  time, about five times what the same work costs as the standard ``Add`` and
+  ``LayerNormalization`` ops. ``unfuse_skip_layernorm`` writes it as those. The arithmetic is
+  the same up to fp32 rounding (1e-6 here; downstream int8 rounding can turn that into a few
+  thousandths of a span probability).
+- the fused fp32 ``Attention``, whose Q/K/V projection is most of its work and was not
+  quantized (onnxruntime's int8 ``QAttention`` ran slower on an AVX2 CPU). ``int8_qkv``
+  writes it as a 7-bit int8 MatMul (the kernel every other MatMul uses, exact on every CPU:
+  ``unspin.train.portable``) followed by onnxruntime's ``MultiHeadAttention`` on the
+  projected Q, K and V. The first layer keeps its fp32 Attention: its input is the embedding
+  LayerNorm's output, which int8 moved the most (``keep_fp32``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# 7-bit per-column weights, as unspin.train.portable's LIMIT allows: no CPU saturates
+_WEIGHT_MAX = 63
+
+
+def _opset(model: Any, domain: str = "") -> int:
+    for imp in model.opset_import:
+        if imp.domain in (domain, "ai.onnx" if domain == "" else domain):
+            return int(imp.version)
+    return 0
+
+
+def _used(model: Any) -> set[str]:
+    names = {i for node in model.graph.node for i in node.input}
+    return names | {o.name for o in model.graph.output}
+
+
+def unfuse_skip_layernorm(model: Any) -> int:
+    """Rewrite every ``SkipLayerNormalization`` of ``model`` (changed in place) as ``Add``
+    (input + skip, + bias when it has one) and ``LayerNormalization``; returns how many. Nodes
+    whose mean or inverse-variance outputs are read, and models below opset 17 (no
+    ``LayerNormalization``), are left as they are."""
+    from onnx import helper
+
+    if _opset(model) < 17:
+        return 0
+    used = _used(model)
+    nodes, changed = [], 0
+    for node in model.graph.node:
+        outs = list(node.output) + [""] * 4
+        if node.op_type != "SkipLayerNormalization" or any(o and o in used for o in outs[1:3]):
+            nodes.append(node)
+            continue
+        eps = [helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"]
+        ins = list(node.input) + [""] * 5
+        x, skip, gamma, beta, bias = ins[:5]
+        name = node.name or f"SkipLayerNorm_{changed}"
+        # the sum before the LayerNorm: output 3 of the fused op, when something reads it
+        total = outs[3] if outs[3] and outs[3] in used else f"{name}_sum"
+        if bias:
+            nodes.append(helper.make_node("Add", [x, skip], [f"{name}_sum0"], name=f"{name}_add"))
+            nodes.append(
+                helper.make_node("Add", [f"{name}_sum0", bias], [total], name=f"{name}_addbias")
+            )
+        else:
+            nodes.append(helper.make_node("Add", [x, skip], [total], name=f"{name}_add"))
+        ln_inputs = [total, gamma] + ([beta] if beta else [])
+        nodes.append(
+            helper.make_node(
+                "LayerNormalization",
+                ln_inputs,
+                [outs[0]],
+                axis=-1,
+                epsilon=float(eps[0]) if eps else 1e-12,
+                name=f"{name}_ln",
+            )
+        )
+        changed += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return changed
+
+
+def _plain_attention(node: Any, inits: dict[str, Any]) -> bool:
+    """An Attention node this rewrite handles: constant fp32 weights and bias, equal Q/K/V
+    widths, no past state, no extra bias, not unidirectional."""
+    from onnx import helper
+
+    ins = list(node.input)
+    if len(ins) < 3 or ins[1] not in inits or ins[2] not in inits:
+        return False
+    if any(i for i in ins[4:]):  # past, attention_bias, past_sequence_length, ...
+        return False
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("unidirectional", 0) or attrs.get("do_rotary", 0):
+        return False
+    sizes = attrs.get("qkv_hidden_sizes")
+    return not sizes or len(set(sizes)) == 1
+
+
+def _quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-column int8 within 7 bits: (weights, scales)."""
+    scale = np.abs(w).max(axis=0) / _WEIGHT_MAX
+    scale[scale == 0] = 1.0
+    q = np.clip(np.round(w / scale), -_WEIGHT_MAX - 1, _WEIGHT_MAX).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def int8_qkv(model: Any, *, keep_fp32: int = 1) -> int:
+    """Rewrite each fused fp32 ``Attention`` of ``model`` (changed in place) after the first
+    ``keep_fp32`` as a 7-bit int8 Q/K/V projection (DynamicQuantizeLinear, MatMulInteger,
+    Cast, Mul: the pattern onnxruntime fuses into its int8 MatMul kernel) + ``Split`` +
+    ``MultiHeadAttention`` (bias and key padding mask as the Attention had them); returns how
+    many were rewritten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes, changed, seen = [], 0, 0
+    for node in model.graph.node:
+        if node.op_type != "Attention" or node.domain != "com.microsoft":
+            nodes.append(node)
+            continue
+        seen += 1
+        if seen <= keep_fp32 or not _plain_attention(node, inits):
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        x, w_name, b_name = node.input[:3]
+        mask = node.input[3] if len(node.input) > 3 else ""
+        w = numpy_helper.to_array(inits[w_name]).astype(np.float32)
+        bias = numpy_helper.to_array(inits[b_name]).astype(np.float32)
+        q, scale = _quantize_columns(w)
+        width = w.shape[1] // 3
+        # a prefix no existing name starts with (the optimizer names weights "Attention_1_qkv_...")
+        p = f"{node.name or 'Attention'}_i8_{seen - 1}"
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(q, f"{p}_qkv_quantized"),
+                numpy_helper.from_array(np.zeros(w.shape[1], np.int8), f"{p}_qkv_zero_point"),
+                numpy_helper.from_array(scale, f"{p}_qkv_scale"),
+                numpy_helper.from_array(bias, f"{p}_qkv_bias"),
+                numpy_helper.from_array(np.array([width] * 3, np.int64), f"{p}_qkv_split"),
+            ]
+        )
+        mha_attrs = {"num_heads": int(attrs["num_heads"])}
+        for key in ("scale", "mask_filter_value"):
+            if key in attrs:
+                mha_attrs[key] = attrs[key]
+        nodes += [
+            helper.make_node(
+                "DynamicQuantizeLinear", [x], [f"{p}_xq", f"{p}_xs", f"{p}_xz"], name=f"{p}_dql"
+            ),
+            helper.make_node(
+                "MatMulInteger",
+                [f"{p}_xq", f"{p}_qkv_quantized", f"{p}_xz", f"{p}_qkv_zero_point"],
+                [f"{p}_qkv_int"],
+                name=f"{p}_matmul",
+            ),
+            helper.make_node(
+                "Cast", [f"{p}_qkv_int"], [f"{p}_qkv_f"], to=TensorProto.FLOAT, name=f"{p}_cast"
+            ),
+            helper.make_node(
+                "Mul", [f"{p}_xs", f"{p}_qkv_scale"], [f"{p}_qkv_s"], name=f"{p}_mulscale"
+            ),
+            helper.make_node("Mul", [f"{p}_qkv_f", f"{p}_qkv_s"], [f"{p}_qkv"], name=f"{p}_mul"),
+            helper.make_node(
+                "Split",
+                [f"{p}_qkv", f"{p}_qkv_split"],
+                [f"{p}_q", f"{p}_k", f"{p}_v"],
+                axis=2,
+                name=f"{p}_split",
+            ),
+            helper.make_node(
+                "MultiHeadAttention",
+                [f"{p}_q", f"{p}_k", f"{p}_v", f"{p}_qkv_bias", mask],
+                list(node.output),
+                domain="com.microsoft",
+                name=f"{p}_mha",
+                **mha_attrs,
+            ),
+        ]
+        changed += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = _used(model)
+    dropped = {i.name for i in model.graph.initializer if i.name not in used}
+    for init in [i for i in model.graph.initializer if i.name in dropped]:
+        model.graph.initializer.remove(init)
+    for value in [v for v in model.graph.input if v.name in dropped]:
+        model.graph.input.remove(value)
+    return changed
+
+
+def speed_up(src: str | Path, dst: str | Path, *, qkv: bool = True) -> dict[str, int]:
+    """Read an exported ONNX file, apply ``unfuse_skip_layernorm`` and (with ``qkv``)
+    ``int8_qkv``, write it to ``dst``; returns how many nodes each rewrote."""
+    import onnx
+
+    model = onnx.load(str(src))
+    done = {"skip_layernorm": unfuse_skip_layernorm(model)}
+    done["qkv"] = int8_qkv(model) if qkv else 0
+    onnx.save(model, str(dst))
+    return done
