@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import ARTICLES
 from typer.testing import CliRunner
@@ -590,6 +591,32 @@ def test_ln_fp32_keeps_the_layernorm_fed_matmuls_fp32(trained: Path, tmp_path: P
         float_matmuls[mode] = sum(1 for n in graph.node if n.op_type == "MatMul")
     # 2 feed-forward input projections and the 2 output heads read a LayerNorm
     assert float_matmuls["ln_fp32"] - float_matmuls["all"] == 4
+
+
+def test_graph_rewrites_keep_the_exported_networks_outputs(trained: Path, tmp_path: Path) -> None:
+    """The shipped export (rewritten) against the same quantized network without the rewrites:
+    padded batches, probabilities within int8 rounding of each other."""
+    import onnxruntime as ort
+
+    from unspin.train.export import _quantize
+
+    plain = tmp_path / "plain.onnx"
+    _quantize(trained / "model.fp32.onnx", plain, {"quantize": "all"}, 2, 32, rewrite=False)
+    config = json.loads((trained / "config.json").read_text())
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 40, size=(3, 20))
+    ids[:, 0] = config["cls_id"]
+    mask = np.ones_like(ids)
+    mask[1, 12:] = 0  # padded rows, as the tagger batches a short last window
+    mask[2, 7:] = 0
+    ids[mask == 0] = config["pad_id"]
+    outs = []
+    for path in (trained / "model.onnx", plain):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
+    probs = [np.exp(o[0]) / np.exp(o[0]).sum(-1, keepdims=True) for o in outs]
+    diff = np.abs(probs[0] - probs[1])[mask == 1]
+    assert 0 < diff.max() < 0.02  # close, and not the same file
 
 
 def test_finalize_tunes_with_the_lexical_classifier_and_drops_a_stale_one(

@@ -35,9 +35,45 @@ def _opset(model: Any, domain: str = "") -> int:
     return 0
 
 
+def _graph_used(graph: Any) -> set[str]:
+    """Every tensor name a node of ``graph``, or of a subgraph (If/Loop/Scan bodies), reads, and
+    the graph's outputs."""
+    from onnx import AttributeProto
+
+    names = {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(i for i in node.input if i)
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                names |= _graph_used(attr.g)
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    names |= _graph_used(sub)
+    return names
+
+
 def _used(model: Any) -> set[str]:
-    names = {i for node in model.graph.node for i in node.input}
-    return names | {o.name for o in model.graph.output}
+    return _graph_used(model.graph)
+
+
+def _names(model: Any) -> set[str]:
+    """Every node and tensor name of the main graph: new names must avoid them all."""
+    g = model.graph
+    taken = {n.name for n in g.node} | {i.name for i in g.initializer}
+    taken |= {o for n in g.node for o in n.output} | {i for n in g.node for i in n.input}
+    return taken | {v.name for v in (*g.input, *g.output, *g.value_info)}
+
+
+def _fresh(base: str, taken: set[str], suffixes: tuple[str, ...]) -> str:
+    """A prefix ``base`` (or ``base_2``, ``base_3``, ...) such that no ``prefix + suffix`` is
+    taken; the names it makes are then marked taken."""
+    prefix, k = base, 1
+    while any(prefix + sfx in taken for sfx in suffixes) or prefix in taken:
+        k += 1
+        prefix = f"{base}_{k}"
+    taken.add(prefix)
+    taken.update(prefix + sfx for sfx in suffixes)
+    return prefix
 
 
 def unfuse_skip_layernorm(model: Any) -> int:
@@ -49,7 +85,7 @@ def unfuse_skip_layernorm(model: Any) -> int:
 
     if _opset(model) < 17:
         return 0
-    used = _used(model)
+    used, taken = _used(model), _names(model)
     nodes, changed = [], 0
     for node in model.graph.node:
         outs = list(node.output) + [""] * 4
@@ -59,7 +95,11 @@ def unfuse_skip_layernorm(model: Any) -> int:
         eps = [helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"]
         ins = list(node.input) + [""] * 5
         x, skip, gamma, beta, bias = ins[:5]
-        name = node.name or f"SkipLayerNorm_{changed}"
+        name = _fresh(
+            node.name or "SkipLayerNorm",
+            taken,
+            ("_sum", "_sum0", "_add", "_addbias", "_ln"),
+        )
         # the sum before the LayerNorm: output 3 of the fused op, when something reads it
         total = outs[3] if outs[3] and outs[3] in used else f"{name}_sum"
         if bias:
@@ -86,15 +126,48 @@ def unfuse_skip_layernorm(model: Any) -> int:
     return changed
 
 
-def _plain_attention(node: Any, inits: dict[str, Any]) -> bool:
+_MASK_MAKERS = ("EmbedLayerNormalization", "QEmbedLayerNormalization")
+
+
+def _ranks(model: Any) -> dict[str, int]:
+    """The rank of every tensor whose shape the model declares (inputs, value_info)."""
+    g = model.graph
+    return {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in (*g.input, *g.value_info, *g.output)
+        if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
+    }
+
+
+def _mask_ok(mask: str, made_by: dict[str, tuple[str, int]], ranks: dict[str, int]) -> bool:
+    """A mask MultiHeadAttention reads as the Attention did: none, the valid lengths that
+    (Q)EmbedLayerNormalization writes (its output 1), or a declared 2-D or 3-D mask. A 1-D mask
+    of unknown origin may hold end and start positions (2 x batch), which MultiHeadAttention
+    refuses; 4-D masks differ between the two ops."""
+    if not mask:
+        return True
+    op, index = made_by.get(mask, ("", -1))
+    if op in _MASK_MAKERS and index == 1:
+        return True
+    return ranks.get(mask) in (2, 3)
+
+
+def _plain_attention(
+    node: Any, inits: dict[str, Any], made_by: dict[str, tuple[str, int]], ranks: dict[str, int]
+) -> bool:
     """An Attention node this rewrite handles: constant fp32 weights and bias, equal Q/K/V
-    widths, no past state, no extra bias, not unidirectional."""
+    widths, a mask MultiHeadAttention reads the same way, no past state, no extra bias, no
+    output but the attention's own (not ``present``), not unidirectional."""
     from onnx import helper
 
     ins = list(node.input)
     if len(ins) < 3 or ins[1] not in inits or ins[2] not in inits:
         return False
     if any(i for i in ins[4:]):  # past, attention_bias, past_sequence_length, ...
+        return False
+    if any(o for o in node.output[1:]):  # present: MultiHeadAttention's outputs differ
+        return False
+    if not _mask_ok(ins[3] if len(ins) > 3 else "", made_by, ranks):
         return False
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     if attrs.get("unidirectional", 0) or attrs.get("do_rotary", 0):
@@ -120,13 +193,23 @@ def int8_qkv(model: Any, *, keep_fp32: int = 1) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    nodes, changed, seen = [], 0, 0
+    made_by = {o: (n.op_type, k) for n in model.graph.node for k, o in enumerate(n.output)}
+    ranks, taken = _ranks(model), _names(model)
+    suffixes = tuple(
+        "_" + sfx
+        for sfx in (
+            *("qkv_quantized", "qkv_zero_point", "qkv_scale", "qkv_bias", "qkv_split"),
+            *("xq", "xs", "xz", "dql", "qkv_int", "matmul", "qkv_f", "cast", "qkv_s"),
+            *("mulscale", "qkv", "mul", "q", "k", "v", "split", "mha"),
+        )
+    )
+    nodes, changed, seen, replaced = [], 0, 0, set()
     for node in model.graph.node:
         if node.op_type != "Attention" or node.domain != "com.microsoft":
             nodes.append(node)
             continue
         seen += 1
-        if seen <= keep_fp32 or not _plain_attention(node, inits):
+        if seen <= keep_fp32 or not _plain_attention(node, inits, made_by, ranks):
             nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -136,8 +219,9 @@ def int8_qkv(model: Any, *, keep_fp32: int = 1) -> int:
         bias = numpy_helper.to_array(inits[b_name]).astype(np.float32)
         q, scale = _quantize_columns(w)
         width = w.shape[1] // 3
-        # a prefix no existing name starts with (the optimizer names weights "Attention_1_qkv_...")
-        p = f"{node.name or 'Attention'}_i8_{seen - 1}"
+        # new names clash with none (the optimizer names weights "Attention_1_qkv_...")
+        p = _fresh(f"{node.name or 'Attention'}_i8", taken, suffixes)
+        replaced |= {w_name, b_name}
         model.graph.initializer.extend(
             [
                 numpy_helper.from_array(q, f"{p}_qkv_quantized"),
@@ -187,8 +271,8 @@ def int8_qkv(model: Any, *, keep_fp32: int = 1) -> int:
         changed += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    used = _used(model)
-    dropped = {i.name for i in model.graph.initializer if i.name not in used}
+    # drop the replaced Attentions' fp32 weights, unless something else still reads them
+    dropped = replaced - _used(model)
     for init in [i for i in model.graph.initializer if i.name in dropped]:
         model.graph.initializer.remove(init)
     for value in [v for v in model.graph.input if v.name in dropped]:
