@@ -134,7 +134,8 @@ def _quantize(
     EmbedLayerNorm), then int8 dynamic per-channel quantization of the MatMul and embedding
     weights; with ``quantize = "embeddings"`` in the config only the embedding tables, with
     ``"ln_fp32"`` all but the MatMuls that read a LayerNorm (``layernorm_matmuls``). The fused
-    Attention stays fp32: its int8 kernel (QAttention) measured slower on AVX2 CPUs. Then the
+    Attention is left to the rewrites below, not to onnxruntime's int8 kernel for it
+    (QAttention), which measured slower on AVX2 CPUs. Then the
     MatMul weights go to 7 bits (``unspin.train.portable``): full int8 weights saturate on CPUs
     without VNNI, so the same file scored differently on different machines. Last (with
     ``rewrite``), ``unspin.train.graph.speed_up``: SkipLayerNorm as Add + LayerNorm, and, in
