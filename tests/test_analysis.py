@@ -149,7 +149,7 @@ def test_spans_in_context() -> None:
 def test_score_reading_levels() -> None:
     assert score_reading(0.0, 0.0, 0) == (
         "none",
-        "no techniques found: the text reads as plain reporting",
+        "no techniques found; the model misses many, so this is no proof of plain reporting",
     )
     assert score_reading(3.0, 0.03, 1)[0] == "none"
     assert score_reading(10.0, 0.1, 2) == (
@@ -382,6 +382,15 @@ def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:
     plain = analyzer.analyze("The vote is on Monday.")
     assert "too short" not in plain.summary.reading  # no spans: nothing to warn about
     assert plain.summary.level == "none" and longer.summary.level != "unrated"
+    # the reports show no score for it (JSON keeps the number): no full bar beside "not rated"
+    from unspin.report import render
+
+    terminal = render([short], "terminal", color=False, width=80)
+    assert "Score –" in terminal and "/100" not in terminal
+    html = render([short], "html")
+    assert '<span class="big">–</span><span>not rated</span>' in html and "/ 100" not in html
+    rated = render([longer], "terminal", color=False, width=80)
+    assert f"Score {longer.summary.score:g}/100" in rated
 
 
 FRENCH = (

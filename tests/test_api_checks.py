@@ -76,6 +76,33 @@ def test_tagger_checks_workers_and_threads(kwargs: dict, message: str) -> None:
         Tagger("fast", **kwargs)
 
 
+@pytest.mark.parametrize("value", ["abc", "2.5", "0", "-1"])
+def test_a_bad_unspin_threads_is_one_clean_error(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from unspin.cli import app
+    from unspin.reader import READER_DIR, SpanReader
+
+    monkeypatch.setenv("UNSPIN_THREADS", value)
+    with pytest.raises(InputError, match="UNSPIN_THREADS must be a whole number"):
+        Tagger("fast")
+    with pytest.raises(InputError, match="UNSPIN_THREADS"):
+        SpanReader(READER_DIR)
+    assert Tagger("fast", threads=1).threads == 1  # given threads: the variable is not read
+    article = tmp_path / "a.txt"
+    article.write_text("The brave soldiers crushed the terrorists.", encoding="utf-8")
+    result = CliRunner().invoke(app, ["analyze", str(article)])
+    assert result.exit_code == 1 and "UNSPIN_THREADS" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unspin_threads_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNSPIN_THREADS", " 3 ")
+    assert Tagger("fast").threads == 3
+
+
 @pytest.mark.parametrize("text", ["   \n\n\t ", "\ufeff  ", "\u200b\u200b\u200b"])
 def test_blank_text_still_gets_a_technique_for_each_span(text: str) -> None:
     tagger = Tagger("fast")

@@ -272,3 +272,40 @@ def test_stray_quotes_leave_span_edges_and_paragraph_ends_end_sentences() -> Non
     assert cut("“Crush them”") == ["“Crush them”"]
     assert cut("What a disgrace!\n\nthe end", 16) == ["What a disgrace"]
     assert cut("What a disgrace! the end", 16) == ["What a disgrace!"]  # no sentence follows
+
+
+def test_a_quotation_cut_at_its_end_is_not_merged_into_the_next_sentence() -> None:
+    from unspin.decode import _merge_overlaps, split_sentences
+
+    text = 'He said it. "Our glorious army will crush the traitors." The end came.'
+    start, end = text.index('"Our'), text.index("came") + 4
+    pieces = split_sentences(text, start, end)
+    assert [text[s:e] for s, e in pieces] == [
+        '"Our glorious army will crush the traitors."',  # the quote's own marks stay in
+        "The end came",
+    ]
+    merged = _merge_overlaps([(s, e, 0.5) for s, e in pieces], text)
+    assert [(s, e) for s, e, _ in merged] == pieces  # apart by a space, yet two sentences
+    # spans apart by a space inside one sentence still join (phrase completion's case)
+    text2 = "our great nation"
+    joined = _merge_overlaps([(0, 9, 0.4), (10, 16, 0.6)], text2)
+    assert [(s, e) for s, e, _ in joined] == [(0, 16)]
+
+
+def test_an_ellipsis_ends_a_sentence_and_stays_out_of_spans() -> None:
+    from unspin.decode import complete_phrase, split_sentences
+
+    text = "It’s a shame that the elite won’t listen… Nobody cares. The vote"
+    pieces = split_sentences(text, 0, text.index("cares") + 5)
+    assert [text[s:e] for s, e in pieces] == [
+        "It’s a shame that the elite won’t listen",
+        "Nobody cares",
+    ]
+    # a span that stops inside "...": the dots it holds go too
+    text = "They won’t listen... Nobody cares."
+    start, end = text.index("won"), text.index("..") + 2
+    assert [text[s:e] for s, e in split_sentences(text, start, end)] == ["won’t listen"]
+    # phrase completion takes the word, not the marks after it
+    for marks in ("…", "...", "."):
+        text = f"the elite won’t listen{marks} Nobody"
+        assert text[: complete_phrase(text, 0, text.index("won’t") + 5)] == "the elite won’t listen"

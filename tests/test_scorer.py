@@ -294,6 +294,10 @@ def test_score_cli_warns_about_mismatched_ids_and_unlabelled_template_rows(
     assert code == 0 and "not in the gold ('article1')" in err and "cover 0 of the 2" in err
     code, _, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "half.si"))
     assert code == 0 and err == ""  # one of two articles predicted: nothing strange
+    (tmp_path / "empty.si").write_text("")
+    code, out, err = run("si", str(tmp_path / "gold.si"), str(tmp_path / "empty.si"))
+    assert code == 0 and json.loads(out)["recall"] == 0
+    assert "the predictions hold no rows" in err
     folder = tmp_path / "gold"
     folder.mkdir()
     (folder / "article1.task-si.labels").write_text("1\t0\t5\n")

@@ -9,7 +9,7 @@ from typing import Any
 
 from unspin.errors import InputError
 
-__all__ = ["check_count", "check_spans", "check_text", "check_threshold"]
+__all__ = ["check_count", "check_spans", "check_text", "check_threshold", "default_threads"]
 
 
 def check_text(text: Any) -> str:
@@ -23,6 +23,22 @@ def check_count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise InputError(f"{name} must be a whole number, 1 or more; got {value!r}")
     return int(value)
+
+
+def default_threads() -> int:
+    """Threads when none are given: ``$UNSPIN_THREADS`` when set (a whole number, 1 or more),
+    else the CPU count."""
+    import os
+
+    raw = os.environ.get("UNSPIN_THREADS", "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(
+            f"UNSPIN_THREADS must be a whole number of threads, 1 or more; got {raw!r}: set it "
+            "to e.g. 2, or unset it to use every core"
+        )
+    return int(raw)
 
 
 def check_threshold(threshold: Any) -> None:

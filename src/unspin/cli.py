@@ -135,7 +135,12 @@ def predict(
     ] = "default",
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="Keep spans with confidence >= this.", metavar="X"),
+        typer.Option(
+            "--threshold",
+            help="Keep spans with confidence >= this. With --task si it keeps nearly all spans "
+            "or none: SI confidences barely rank spans (small's sit near 0.44; MODEL_CARD.md).",
+            metavar="X",
+        ),
     ] = None,
     workers: Annotated[
         int,
@@ -176,7 +181,7 @@ def models() -> None:
     from unspin.registry import model_infos
 
     table = Table(title="shipped models (scores on PTC val, 37 articles)")
-    for col in ("name", "encoder", "SI F1", "TC F1", "joint F1", "articles/s", "MB", "default"):
+    for col in ("name", "encoder", "SI F1", "TC F1", "joint F1", "articles/s", "MiB", "default"):
         table.add_column(col, justify="left" if col in ("name", "encoder") else "right")
     infos = model_infos()
     for info in infos:
@@ -217,7 +222,7 @@ def models() -> None:
         alone = f", TC F1 {tc:.3f} alone" if isinstance(tc, float) else ""
         console.print(
             f"The TC task (predict --task tc) also reads each span with the span reader "
-            f"({mb:.0f} MB, shared by all models{alone}); TC F1 above includes it."
+            f"({mb:.0f} MiB, shared by all models{alone}); TC F1 above includes it."
         )
 
 

@@ -174,7 +174,9 @@ def runs_to_spans(
 
 
 _TOKEN = re.compile(r"\S+")
-_TOKEN_TAIL = re.compile(r"[,;:!?)\]}\"'”’»]+$|(?<![.\d\W][A-Za-z])(?<!\.\w)\.$")
+_TOKEN_TAIL = re.compile(
+    r"[,;:!?)\]}\"'”’»…]+$|\.{2,}[\"'”’)\]]*$|(?<![.\d\W][A-Za-z])(?<!\.\w)\.$"
+)
 
 
 def complete_phrase(text: str, start: int, end: int, max_words: int = 3) -> int:
@@ -207,7 +209,8 @@ def _merge_overlaps(
     """Merge spans that overlap (two runs inside one word both snap out to that word), the
     score weighted by length; spans that only touch stay apart. With ``text``, spans apart by
     spaces only are merged too: phrase completion grew one up to the next ("our great" +
-    "nation"), which the maximal runs never leave otherwise."""
+    "nation"), which the maximal runs never leave otherwise; but not across a sentence end
+    (a quotation cut with its closing marks, then the next sentence)."""
     merged: list[tuple[int, int, float]] = []
     for s, e, score in sorted(spans):
         spaced = (
@@ -215,6 +218,7 @@ def _merge_overlaps(
             and merged
             and s > merged[-1][1]
             and all(c in " \t\u00a0" for c in text[merged[-1][1] : s])
+            and not _SPAN_ENDS_SENTENCE.search(text, merged[-1][0], merged[-1][1])
         )
         if merged and (s < merged[-1][1] or spaced):
             ms, me, mscore = merged[-1]
@@ -235,8 +239,10 @@ _TRAIL = ",;:([{"
 # "Mr. Haddad", "Sept. 11", "Apple Inc. CEO", "5 p.m. Monday")
 _LINE_END = re.compile(r"[ \t\u00a0]*(?:\r|\n|\u2028|\u2029)")  # a line or paragraph ends
 _NEXT_SENTENCE = re.compile(r"\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_FINAL_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s*$")
-_SENT_END = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_FINAL_END = re.compile(r"([.!?…]+)([\"'”’)\]]*)\s*$")
+_SENT_END = re.compile(r"([.!?…]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# a span whose last characters end a sentence (its marks, then closing quotes or brackets)
+_SPAN_ENDS_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*$")
 _ABBREV = re.compile(
     r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|\b[ap]\.m|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|"
     r"Jr|Sr|No|vs|etc|Prof|Pres|Capt|Maj|Adm|Rev|Ft|Mt|Inc|Corp|Ltd|Co|Jan|Feb|Mar|Apr|Jun|Jul|"
@@ -262,12 +268,15 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     # a span that ends with the marks of a sentence end, before the next sentence, a line
     # break or the end of the text: the marks stay out, as they do when the span runs on
     last = _FINAL_END.search(text, pos, end)
+    after = end  # a span may stop inside a run of marks ("listen.." of "listen...")
+    while after < len(text) and text[after] in ".!?…":
+        after += 1
     if (
         last
         and (
-            _NEXT_SENTENCE.match(text, end)
-            or _LINE_END.match(text, end)
-            or all(is_blank(c) for c in text[end:])
+            _NEXT_SENTENCE.match(text, after)
+            or _LINE_END.match(text, after)
+            or all(is_blank(c) for c in text[after:])
         )
         and not (
             last.group(1) == "." and _ABBREV.search(text, max(pos, last.start() - 12), last.start())

@@ -14,13 +14,13 @@ and 10). onnxruntime + tokenizers + numpy; trained by ``unspin.train.reader``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from unspin.checks import default_threads
 from unspin.decode import occurrences
 from unspin.errors import ModelError
 from unspin.segment import tokenizable
@@ -96,9 +96,7 @@ class SpanReader:
 
         self.tokenizer = load_tokenizer(folder / "tokenizer.json")  # a damaged one fails first
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = (
-            threads or int(os.environ.get("UNSPIN_THREADS", "0")) or (os.cpu_count() or 1)
-        )
+        opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

@@ -318,6 +318,11 @@ def coverage_notes(
                 "--template GOLD` labels every row"
             )
         return notes
+    if not pred and gold:
+        notes.append(
+            "the predictions hold no rows: every gold span counts as missed; if that is not "
+            "what the model found, check the file (a wrong path or an unfinished run)"
+        )
     if pred and covered < len(gold_ids) / 2:
         notes.append(
             f"the predictions cover {covered} of the {len(gold_ids)} gold articles: the others' "

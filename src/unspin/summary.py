@@ -31,7 +31,9 @@ def score_reading(
             "for); without a threshold the model's own cut applies and may find some"
         )
     if n_spans == 0:
-        return "none", "no techniques found: the text reads as plain reporting"
+        return "none", (
+            "no techniques found; the model misses many, so this is no proof of plain reporting"
+        )
     if score < 5:
         level: Level = "none"
         words = "barely loaded"

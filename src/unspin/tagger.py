@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from unspin.checks import check_count, check_spans, check_text, check_threshold
+from unspin.checks import check_count, check_spans, check_text, check_threshold, default_threads
 from unspin.decode import (
     occurrences,
     only_function_words,
@@ -168,7 +168,7 @@ class Tagger:
         except ImportError as err:  # pragma: no cover - core dependency
             raise ModelError("onnxruntime is missing: pip install onnxruntime") from err
         opts = ort.SessionOptions()
-        n = threads or int(os.environ.get("UNSPIN_THREADS", "0")) or (os.cpu_count() or 1)
+        n = threads or default_threads()
         # with workers, articles run side by side, each on its share of the threads (never
         # more workers than threads)
         workers = min(workers, n)

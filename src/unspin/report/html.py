@@ -290,9 +290,13 @@ def _summary(a: Analysis) -> str:
     }.get(sm.level, "#dc2626")
     out = [
         '<section class="summary"><h2>Summary</h2>',
-        f'<div class="score"><span class="big">{sm.score:g}</span><span>/ 100</span>'
-        f'<div class="meter" role="img" aria-label="score {sm.score:g} of 100">'
-        f'<span style="width:{sm.score:.1f}%;background:{meter_color}"></span></div></div>',
+        (  # an unrated text's score means nothing: no number, no meter
+            '<div class="score"><span class="big">–</span><span>not rated</span></div>'
+            if sm.level == "unrated"
+            else f'<div class="score"><span class="big">{sm.score:g}</span><span>/ 100</span>'
+            f'<div class="meter" role="img" aria-label="score {sm.score:g} of 100">'
+            f'<span style="width:{sm.score:.1f}%;background:{meter_color}"></span></div></div>'
+        ),
         f'<p class="facts">{sm.loaded_sentences} of {sm.sentences} sentences '
         f"({_pct(sm.sentence_share)}) and {_pct(sm.character_share)} of the characters carry "
         f"a technique; {sm.spans} spans, {sm.quoted_spans} inside quotations.</p>",

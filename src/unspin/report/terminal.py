@@ -129,8 +129,12 @@ def _summary(a: Analysis, color: bool, width: int) -> Group:
     sm = a.summary
     parts: list[Text | Table | Padding] = []
     head = Text()
-    head.append(f"Score {sm.score:g}/100", style="bold")
-    head.append(f"  {_bar(sm.score / 100, 20)}  ")
+    if sm.level == "unrated":  # the score exists (JSON) but means nothing here: no bar
+        head.append("Score –", style="bold")
+        head.append("  ")
+    else:
+        head.append(f"Score {sm.score:g}/100", style="bold")
+        head.append(f"  {_bar(sm.score / 100, 20)}  ")
     head.append(sm.reading)
     parts.append(head)
     parts.append(
