@@ -239,10 +239,11 @@ _TRAIL = ",;:([{"
 # "Mr. Haddad", "Sept. 11", "Apple Inc. CEO", "5 p.m. Monday")
 _LINE_END = re.compile(r"[ \t\u00a0]*(?:\r|\n|\u2028|\u2029)")  # a line or paragraph ends
 _NEXT_SENTENCE = re.compile(r"\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_FINAL_END = re.compile(r"([.!?…]+)([\"'”’)\]]*)\s*$")
-_SENT_END = re.compile(r"([.!?…]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_END_MARKS = ".!?…"  # the marks that end a sentence
+_FINAL_END = re.compile(rf"([{_END_MARKS}]+)([\"'”’)\]]*)\s*$")
+_SENT_END = re.compile(rf"([{_END_MARKS}]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 # a span whose last characters end a sentence (its marks, then closing quotes or brackets)
-_SPAN_ENDS_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*$")
+_SPAN_ENDS_SENTENCE = re.compile(rf"[{_END_MARKS}][\"'”’)\]]*$")
 _ABBREV = re.compile(
     r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]|\b[ap]\.m|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|"
     r"Jr|Sr|No|vs|etc|Prof|Pres|Capt|Maj|Adm|Rev|Ft|Mt|Inc|Corp|Ltd|Co|Jan|Feb|Mar|Apr|Jun|Jul|"
@@ -269,7 +270,7 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     # break or the end of the text: the marks stay out, as they do when the span runs on
     last = _FINAL_END.search(text, pos, end)
     after = end  # a span may stop inside a run of marks ("listen.." of "listen...")
-    while after < len(text) and text[after] in ".!?…":
+    while after < len(text) and text[after] in _END_MARKS:
         after += 1
     if (
         last
