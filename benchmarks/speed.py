@@ -11,7 +11,8 @@ Measures over ../shared/data/unlabeled-news: articles/s, p50/p95 latency per art
 --workers N (ONNX engine only): N articles tagged side by side, each on threads/N onnxruntime
 threads (``Tagger(workers=N)``, what ``unspin predict`` does by default with N = 2); latencies
 are then per article while another one runs. The torch engine is always one article at a time
-on all threads (the plain pipeline).
+on all threads (the plain pipeline), in batches of --torch-batch windows (default 8, its
+fastest; the ONNX engine runs windows as Tagger does: one at a time).
 
 The torch engine needs the [train] extra and the run folder of the model (runs/<name>/network.pt);
 without it, it runs the same architecture with the base encoder's weights (same compute).
@@ -94,6 +95,10 @@ def child(args: argparse.Namespace) -> None:
             tagger = Tagger.ensemble(config, parts)
         else:
             tagger = _torch_tagger(folder)
+        # torch at its own fastest batch, whatever the ONNX model's (benchmarks/batch_size.py)
+        tagger.batch_size = args.torch_batch
+        for member in tagger.members:
+            member.batch_size = args.torch_batch
     tagger.predict("The brave soldiers crushed the terrorists, said the minister.")
     cold = time.perf_counter() - t0
     files = sorted(Path(args.data).glob("*.txt"))[: args.limit]
@@ -139,6 +144,12 @@ def main() -> None:
     ap.add_argument("--torch-limit", type=int, default=100, help="articles for the torch engine")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="ONNX engine: articles side by side")
+    ap.add_argument(
+        "--torch-batch",
+        type=int,
+        default=8,
+        help="torch engine: windows per forward pass (8: its fastest, benchmarks/batch_size.py)",
+    )
     ap.add_argument("--engines", default="onnx,torch")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument(
@@ -167,12 +178,14 @@ def main() -> None:
             str(args.threads),
             "--workers",
             str(args.workers),
+            "--torch-batch",
+            str(args.torch_batch),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(
         f"model {args.model}, {args.threads} threads, ONNX workers {args.workers}, "
-        f"articles from {args.data}"
+        f"torch batch {args.torch_batch}, articles from {args.data}"
     )
     head = f"{'engine':8} {'articles':>8} {'art/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8}"
     print(head + f" {'cold s':>7}")

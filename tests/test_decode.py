@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from unspin.decode import runs_to_spans, snap_to_words, span_token_range, split_paragraphs, stitch
-from unspin.segment import Encoded, Window, make_windows
+from unspin.segment import Encoded, Window, make_windows, run_unpadded, uniform_batches
 
 
 def _enc(text: str) -> Encoded:
@@ -27,6 +28,39 @@ def test_windows_cover_every_token_with_overlap() -> None:
         assert list(w.ids[1:-1]) == list(range(w.first, w.first + w.n))
         covered[w.first : w.first + w.n] += 1
     assert covered.min() >= 1 and covered.max() >= 2
+
+
+def test_batches_hold_windows_of_one_length_in_order() -> None:
+    enc = Encoded(ids=np.arange(36, dtype=np.int64), offsets=np.zeros((36, 2), np.int64))
+    windows = make_windows(enc, cls_id=1, sep_id=2, max_len=10, stride=6)
+    assert [len(w.ids) for w in windows] == [10, 10, 10, 10, 10, 8]
+    batches = uniform_batches(windows, 4)
+    assert [len(b) for b in batches] == [4, 1, 1]  # the short last window alone: no padding
+    assert [w for b in batches for w in b] == windows
+    assert all(len({len(w.ids) for w in b}) == 1 for b in batches)
+    assert [len(b) for b in uniform_batches(windows, 1)] == [1] * 6
+    assert uniform_batches([], 4) == []
+
+
+def test_run_unpadded_runs_padded_rows_on_their_own_tokens() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        calls.append(ids.shape)
+        assert mask.all()  # never sees padding
+        # each token's output depends on the whole row, as attention's does
+        return [(ids + ids.sum(axis=1, keepdims=True))[..., None].astype(np.float32)]
+
+    ids = np.array([[1, 2, 3], [4, 5, 0]], np.int64)
+    mask = np.array([[1, 1, 1], [1, 1, 0]], np.int64)
+    (out,) = run_unpadded(run, ids, mask)
+    assert calls == [(1, 3), (1, 2)]
+    assert out[..., 0].tolist() == [[7, 8, 9], [13, 14, 0]]
+    calls.clear()
+    (full,) = run_unpadded(run, ids[:1], mask[:1])
+    assert calls == [(1, 3)] and full.shape == (1, 3, 1)
+    with pytest.raises(ValueError, match="padding on the right"):
+        run_unpadded(run, ids, np.array([[1, 1, 1], [0, 1, 1]], np.int64))
 
 
 def test_stitch_averages_overlapping_windows() -> None:

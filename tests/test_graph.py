@@ -12,7 +12,15 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from unspin.train.graph import int8_qkv, speed_up, unfuse_skip_layernorm  # noqa: E402
+from unspin.segment import UNPADDED_KEY  # noqa: E402
+from unspin.tagger import session_backend  # noqa: E402
+from unspin.train.graph import (  # noqa: E402
+    drop_length_masks,
+    int8_qkv,
+    speed_up,
+    tanh_gelu,
+    unfuse_skip_layernorm,
+)
 from unspin.train.portable import is_portable  # noqa: E402
 
 D, HEADS, S = 16, 2, 6
@@ -318,7 +326,8 @@ def test_speed_up_writes_a_portable_file(tmp_path: Path) -> None:
     model = _attention_model(np.random.default_rng(4), layers=2)
     onnx.save(model, str(tmp_path / "in.onnx"))
     done = speed_up(tmp_path / "in.onnx", tmp_path / "out.onnx")
-    assert done == {"skip_layernorm": 0, "qkv": 1}
+    # the test model's mask is a graph input, not the lengths an embedding writes: kept
+    assert done == {"skip_layernorm": 0, "qkv": 1, "masks": 0, "gelu": 0}
     assert is_portable(tmp_path / "out.onnx")  # 7-bit Q/K/V weights
     onnx.checker.check_model(onnx.load(str(tmp_path / "out.onnx")))
     assert speed_up(tmp_path / "in.onnx", tmp_path / "plain.onnx", qkv=False)["qkv"] == 0
@@ -334,6 +343,140 @@ def test_the_shipped_taggers_carry_the_rewrites_and_the_reader_does_not() -> Non
         ops = _ops(onnx.load(str(path)))
         assert "SkipLayerNormalization" not in ops, path
         assert ops.count("Attention") == 1 and ops.count("MultiHeadAttention") >= 1, path
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert meta.get(UNPADDED_KEY) == "1", path  # read row by row when padded
     # the span reader keeps its fused ops: the rewrites cost it TC points (round 13)
     reader_ops = _ops(onnx.load(str(READER_DIR / "model.onnx")))
     assert "MultiHeadAttention" not in reader_ops and "SkipLayerNormalization" in reader_ops
+
+
+# -- drop_length_masks: no key padding mask, never padded ----------------------------------------
+
+V = 50
+
+
+def _embedded_model(rng: np.random.Generator, layers: int = 2):
+    """``input_ids``/``attention_mask`` (int64, as a tagger file) -> EmbedLayerNormalization,
+    whose second output (the valid lengths) masks ``layers`` fused Attentions."""
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(V, D)).astype(np.float32), "word"),
+        numpy_helper.from_array(rng.normal(size=(S, D)).astype(np.float32), "pos"),
+        numpy_helper.from_array(np.ones(D, np.float32), "gamma"),
+        numpy_helper.from_array(np.zeros(D, np.float32), "beta"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["input_ids"], ["ids32"], to=TensorProto.INT32),
+        helper.make_node("Cast", ["attention_mask"], ["mask32"], to=TensorProto.INT32),
+        helper.make_node(
+            "EmbedLayerNormalization",
+            ["ids32", "", "word", "pos", "", "gamma", "beta", "mask32"],
+            ["x", "lengths"],
+            domain=MS,
+        ),
+    ]
+    x = "x"
+    for i in range(layers):
+        inits += [
+            numpy_helper.from_array(
+                rng.normal(scale=0.3, size=(D, 3 * D)).astype(np.float32), f"w{i}"
+            ),
+            numpy_helper.from_array(rng.normal(scale=0.1, size=3 * D).astype(np.float32), f"b{i}"),
+        ]
+        nodes.append(
+            helper.make_node(
+                "Attention", [x, f"w{i}", f"b{i}", "lengths"], [f"a{i}"], domain=MS, num_heads=HEADS
+            )
+        )
+        x = f"a{i}"
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, [None, None])
+        for n in ("input_ids", "attention_mask")
+    ]
+    return _model(nodes, inputs, [_f(x, None, None, D)], inits)
+
+
+def _ids(rng: np.random.Generator, rows: int = 2, length: int = S) -> dict[str, np.ndarray]:
+    ids = rng.integers(0, V, size=(rows, length)).astype(np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+def _mask_inputs(model) -> list[str]:
+    slot = {"Attention": 3, "MultiHeadAttention": 4}
+    return [
+        n.input[slot[n.op_type]] if len(n.input) > slot[n.op_type] else ""
+        for n in model.graph.node
+        if n.op_type in slot
+    ]
+
+
+def test_drop_length_masks_gives_the_same_outputs_on_unpadded_rows() -> None:
+    rng = np.random.default_rng(11)
+    model = _embedded_model(rng, layers=3)
+    assert int8_qkv(model, keep_fp32=1) == 2  # Attention, then two MultiHeadAttentions
+    feed = _ids(rng)
+    before = _run(model, feed)[0]
+    assert _mask_inputs(model) == ["lengths"] * 3
+    assert drop_length_masks(model) == 3
+    assert _mask_inputs(model) == [""] * 3
+    assert {p.key: p.value for p in model.metadata_props}[UNPADDED_KEY] == "1"
+    onnx.checker.check_model(model)
+    np.testing.assert_allclose(_run(model, feed)[0], before, rtol=1e-5, atol=1e-5)
+
+
+def test_drop_length_masks_keeps_other_masks_and_other_metadata() -> None:
+    model = _attention_model(np.random.default_rng(12), layers=2)  # mask: a 2-D graph input
+    helper.set_model_props(model, {"producer_note": "kept"})
+    assert drop_length_masks(model) == 0
+    assert _mask_inputs(model) == ["mask", "mask"]
+    assert {p.key: p.value for p in model.metadata_props} == {"producer_note": "kept"}
+    model = _embedded_model(np.random.default_rng(12))
+    helper.set_model_props(model, {"producer_note": "kept"})
+    drop_length_masks(model)
+    assert {p.key: p.value for p in model.metadata_props} == {
+        "producer_note": "kept",
+        UNPADDED_KEY: "1",
+    }
+
+
+def test_a_file_without_masks_runs_a_padded_batch_row_by_row(tmp_path: Path) -> None:
+    """What Tagger does with such a file: a padded row's tokens get the answer the row alone
+    gets; fed straight to onnxruntime they attend to the padding."""
+    rng = np.random.default_rng(13)
+    model = _embedded_model(rng)
+    drop_length_masks(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = _ids(rng)
+    feed["attention_mask"][1, 3:] = 0
+    alone = sess.run(None, {k: v[1:, :3] for k, v in feed.items()})[0]
+    (out,) = session_backend(sess)(feed["input_ids"], feed["attention_mask"])
+    np.testing.assert_allclose(out[1, :3], alone[0], rtol=1e-5, atol=1e-5)
+    assert not out[1, 3:].any()  # padding: zeros
+    straight = sess.run(None, feed)[0]
+    assert np.abs(straight[1, :3] - alone[0]).max() > 1e-2
+    np.testing.assert_allclose(out[0], straight[0], rtol=1e-5, atol=1e-5)  # the full row
+
+
+def test_tanh_gelu_approximates_the_erf_gelu_within_5e_4() -> None:
+    x = np.linspace(-6, 6, 4001, dtype=np.float32).reshape(1, -1, 1)
+    bias = np.array([0.25], np.float32)
+    nodes = [
+        helper.make_node("BiasGelu", ["x", "bias"], ["y"], domain=MS),
+        helper.make_node("Gelu", ["x"], ["z"], domain=MS),
+        helper.make_node("Relu", ["x"], ["r"]),  # other ops stay
+    ]
+    model = _model(
+        nodes,
+        [_f("x", 1, None, 1)],
+        [_f(o, 1, None, 1) for o in "yzr"],
+        [numpy_helper.from_array(bias, "bias")],
+    )
+    before = _run(model, {"x": x})
+    assert tanh_gelu(model) == 2
+    assert _ops(model) == ["FastGelu", "FastGelu", "Relu"]
+    onnx.checker.check_model(model)
+    after = _run(model, {"x": x})
+    for b, a in zip(before, after, strict=True):
+        err = np.abs(a - b).max()
+        assert err < 5e-4
+    assert np.abs(after[0] - before[0]).max() > 1e-4  # an approximation, not the same function
+    assert tanh_gelu(model) == 0

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from unspin.cli import app
 from unspin.errors import ModelError
 from unspin.evaluate import LEXICAL_WEIGHTS
-from unspin.tagger import Tagger
+from unspin.tagger import Tagger, session_backend
 from unspin.techniques import TECHNIQUES
 from unspin.train.portable import is_portable
 
@@ -57,6 +57,9 @@ def test_export_writes_a_complete_model_folder(trained: Path) -> None:
     # Q/K/V projection is int8 before a MultiHeadAttention; no fused SkipLayerNorm is left
     assert ops.count("Attention") == 1 and ops.count("MultiHeadAttention") == 1
     assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 4
+    # and neither attention reads a padding mask: the file says so, and is run unpadded
+    meta = {p.key: p.value for p in onnx.load(str(trained / "model.onnx")).metadata_props}
+    assert meta.get("unspin.unpadded") == "1"
 
 
 def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:
@@ -595,7 +598,8 @@ def test_ln_fp32_keeps_the_layernorm_fed_matmuls_fp32(trained: Path, tmp_path: P
 
 def test_graph_rewrites_keep_the_exported_networks_outputs(trained: Path, tmp_path: Path) -> None:
     """The shipped export (rewritten) against the same quantized network without the rewrites:
-    padded batches, probabilities within int8 rounding of each other."""
+    padded batches (run as Tagger runs them), probabilities within int8 rounding of each
+    other."""
     import onnxruntime as ort
 
     from unspin.train.export import _quantize
@@ -613,7 +617,7 @@ def test_graph_rewrites_keep_the_exported_networks_outputs(trained: Path, tmp_pa
     outs = []
     for path in (trained / "model.onnx", plain):
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        outs.append(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
+        outs.append(session_backend(sess)(ids, mask))  # the rewritten file: row by row
     probs = [np.exp(o[0]) / np.exp(o[0]).sum(-1, keepdims=True) for o in outs]
     diff = np.abs(probs[0] - probs[1])[mask == 1]
     assert 0 < diff.max() < 0.02  # close, and not the same file
@@ -672,3 +676,25 @@ def test_predict_tc_names_a_missing_lexical_file_before_any_progress(
     result = runner.invoke(app, [*args, "--model", str(folder), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "lexical.npz is missing" in result.output
     assert "classifying" not in result.output  # no progress bar left above the error
+
+
+def test_windows_run_one_at_a_time_unless_a_batch_is_asked_for(trained: Path) -> None:
+    """The int8 file scales its activations per run, so a window runs alone: its output does
+    not depend on its neighbours. A larger batch never pads (only equal lengths together)."""
+    single = Tagger(trained, threads=1)
+    shapes: list[tuple[int, ...]] = []
+
+    def spy(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        shapes.append(ids.shape)
+        assert mask.all()
+        return single.backend(ids, mask)
+
+    tagger = Tagger.from_parts(dict(single.config), single.tokenizer, spy, single.head)
+    text = ARTICLES["1002"] + " " + ARTICLES["1001"]
+    windows = tagger.outputs(text).windows
+    assert len(windows) >= 3 and len(windows[-1].ids) < len(windows[0].ids)
+    assert shapes == [(1, len(w.ids)) for w in windows]
+    shapes.clear()
+    tagger.batch_size = 8
+    tagger.outputs(text)
+    assert shapes == [(len(windows) - 1, len(windows[0].ids)), (1, len(windows[-1].ids))]

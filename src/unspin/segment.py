@@ -7,6 +7,7 @@ window predictions can be stitched back to character offsets.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,15 @@ __all__ = [
     "tokenizable",
     "make_windows",
     "pad_batch",
+    "uniform_batches",
+    "run_unpadded",
     "locate",
+    "UNPADDED_KEY",
 ]
+
+# ONNX metadata: "1" when the model reads no padding mask, so padded rows would attend to the
+# padding (unspin.train.graph.drop_length_masks); ``run_unpadded`` then runs it row by row
+UNPADDED_KEY = "unspin.unpadded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,44 @@ def pad_batch(windows: list[Window], pad_id: int) -> tuple[np.ndarray, np.ndarra
         ids[i, : len(w.ids)] = w.ids
         mask[i, : len(w.ids)] = 1
     return ids, mask
+
+
+def uniform_batches(windows: list[Window], size: int) -> list[list[Window]]:
+    """``windows`` in order, in batches of at most ``size`` windows of one length: nothing is
+    padded. Only an article's last window is shorter, so this costs at most one more run per
+    article than batches of ``size``, and saves computing padding (5% of the tokens over
+    unlabeled-news in batches of 8); with int8 activations quantized per batch, padding also
+    moved the real tokens' outputs."""
+    batches: list[list[Window]] = []
+    for w in windows:
+        if batches and len(batches[-1]) < size and len(batches[-1][0].ids) == len(w.ids):
+            batches[-1].append(w)
+        else:
+            batches.append([w])
+    return batches
+
+
+def run_unpadded(
+    run: Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]],
+    ids: np.ndarray,
+    mask: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """``run(ids, mask)`` for a model that reads no padding mask: a batch without padding in
+    one run, a padded one row by row on each row's own tokens (mask a run of 1s, then 0s),
+    outputs padded with zeros back to the batch's length."""
+    lengths = mask.sum(axis=1)
+    if bool(mask.all()):
+        return tuple(run(ids, mask))
+    if any(not mask[i, :n].all() for i, n in enumerate(lengths)):
+        raise ValueError("run_unpadded: a mask must be 1s then 0s (padding on the right)")
+    rows = [run(ids[i : i + 1, :n], mask[i : i + 1, :n]) for i, n in enumerate(lengths)]
+    outs = []
+    for k, first in enumerate(rows[0]):
+        full = np.zeros((len(ids), ids.shape[1], *first.shape[2:]), dtype=first.dtype)
+        for i, n in enumerate(lengths):
+            full[i, :n] = rows[i][k][0]
+        outs.append(full)
+    return tuple(outs)
 
 
 def locate(windows: list[Window], a: int, b: int) -> tuple[int, int, int]:

@@ -38,6 +38,7 @@ from unspin.registry import (
     resolve_model,
 )
 from unspin.segment import (
+    UNPADDED_KEY,
     Encoded,
     Window,
     encode_article,
@@ -45,17 +46,31 @@ from unspin.segment import (
     locate,
     make_windows,
     pad_batch,
+    run_unpadded,
+    uniform_batches,
 )
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike", "ArticleOutputs"]
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "session_backend"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
 Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
+
+
+def session_backend(session: Any) -> Backend:
+    """The backend that runs an onnxruntime session of a tagger file; a file that reads no
+    padding mask (``UNPADDED_KEY``) runs a padded batch row by row."""
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})
+
+    if session.get_modelmeta().custom_metadata_map.get(UNPADDED_KEY) == "1":
+        return lambda ids, mask: run_unpadded(run, ids, mask)
+    return lambda ids, mask: tuple(run(ids, mask))
 
 
 class TaggerLike(Protocol):
@@ -188,9 +203,7 @@ class Tagger:
         except Exception as err:  # onnxruntime raises its own exception types
             raise ModelError(f"Cannot load {folder / 'model.onnx'}: {err}") from err
 
-        def backend(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
-            return tuple(session.run(None, {"input_ids": ids, "attention_mask": mask}))
-
+        backend = session_backend(session)
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
         # read when the TC task first needs it (a missing file is an error only then)
@@ -267,7 +280,11 @@ class Tagger:
             if head and "w1" in head
             else None
         )
-        self.batch_size = int(config.get("batch_size", 8))
+        # windows per network run: an int8 model scales its activations per run, so alone a
+        # window's output does not depend on its neighbours; one at a time is also the fastest
+        # per window on one thread and needs half the memory of 8 (round 14,
+        # benchmarks/batch_size.py). Torch fp32 runs faster in 8s: its callers set that.
+        self.batch_size = int(config.get("window_batch", 1))
         self.members: list[Tagger] = []
         self.workers = 1
         self.threads = None
@@ -358,8 +375,7 @@ class Tagger:
             return ArticleOutputs(text, enc, [], empty, np.zeros((0, 14), np.float32), [], [])
         windows = make_windows(enc, c["cls_id"], c["sep_id"], c["max_len"], c["stride"])
         si_w, tech_w, hid_w = [], [], []
-        for i in range(0, len(windows), self.batch_size):
-            chunk = windows[i : i + self.batch_size]
+        for chunk in uniform_batches(windows, self.batch_size):
             ids, mask = pad_batch(chunk, c["pad_id"])
             si, tech, hidden = self.backend(ids, mask)
             for j, w in enumerate(chunk):

@@ -14,7 +14,7 @@ import torch
 from unspin.errors import ModelError
 from unspin.evaluate import evaluate
 from unspin.lexical import LexicalClassifier
-from unspin.tagger import Tagger
+from unspin.tagger import Tagger, session_backend
 from unspin.train.graph import speed_up
 from unspin.train.model import Network
 from unspin.train.portable import make_portable
@@ -184,9 +184,7 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
     opts.intra_op_num_threads = torch.get_num_threads()
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
-    def backend(ids: np.ndarray, mask: np.ndarray):
-        return tuple(sess.run(None, {"input_ids": ids, "attention_mask": mask}))
-
+    backend = session_backend(sess)
     head = dict(np.load(folder / "tc_head.npz"))
     lexical = folder / "lexical.npz"
     return Tagger.from_parts(

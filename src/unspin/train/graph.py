@@ -15,6 +15,9 @@ round 13, docs/experiments.md):
   ``unspin.train.portable``) followed by onnxruntime's ``MultiHeadAttention`` on the
   projected Q, K and V. The first layer keeps its fp32 Attention: its input is the embedding
   LayerNorm's output, which int8 moved the most (``keep_fp32``).
+- the key padding mask itself (round 14): onnxruntime's CPU attention kernels are faster
+  without one, and unspin never pads (``drop_length_masks``).
+- the erf GELU, as its tanh approximation (``tanh_gelu``, round 14).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unspin.segment import UNPADDED_KEY
 
 # 7-bit per-column weights, as unspin.train.portable's LIMIT allows: no CPU saturates
 _WEIGHT_MAX = 63
@@ -280,13 +285,73 @@ def int8_qkv(model: Any, *, keep_fp32: int = 1) -> int:
     return changed
 
 
-def speed_up(src: str | Path, dst: str | Path, *, qkv: bool = True) -> dict[str, int]:
-    """Read an exported ONNX file, apply ``unfuse_skip_layernorm`` and (with ``qkv``)
-    ``int8_qkv``, write it to ``dst``; returns how many nodes each rewrote."""
+def drop_length_masks(model: Any) -> int:
+    """Remove the key padding mask from every ``Attention`` and ``MultiHeadAttention`` of
+    ``model`` (changed in place) that reads the valid lengths (Q)EmbedLayerNormalization
+    writes; returns how many. Without a mask onnxruntime's CPU kernels take their faster path
+    (``MultiHeadAttention`` 84 -> 60 ms per 8 x 256 batch in ``small``, round 14), and the
+    model is then only right for unpadded rows: when it changed a node it marks the model
+    with ``UNPADDED_KEY`` = "1", and ``Tagger`` runs a padded batch row by row (never padding
+    is what it does anyway: ``segment.uniform_batches``)."""
+    from onnx import helper
+
+    made_by = {o: (n.op_type, k) for n in model.graph.node for k, o in enumerate(n.output)}
+    changed = 0
+    for node in model.graph.node:
+        if node.domain != "com.microsoft" or node.op_type not in _MASK_SLOT:
+            continue
+        slot = _MASK_SLOT[node.op_type]
+        if len(node.input) <= slot or not node.input[slot]:
+            continue
+        op, index = made_by.get(node.input[slot], ("", -1))
+        if op not in _MASK_MAKERS or index != 1:
+            continue  # a mask of another kind says more than where the padding starts
+        node.input[slot] = ""
+        while node.input and not node.input[-1]:
+            node.input.pop()
+        changed += 1
+    if changed:
+        helper.set_model_props(
+            model, {**{p.key: p.value for p in model.metadata_props}, UNPADDED_KEY: "1"}
+        )
+    return changed
+
+
+# where Attention and MultiHeadAttention read their mask
+_MASK_SLOT = {"Attention": 3, "MultiHeadAttention": 4}
+
+
+def tanh_gelu(model: Any) -> int:
+    """Write onnxruntime's erf GELU ops (``BiasGelu``, ``Gelu``) of ``model`` (changed in place)
+    as ``FastGelu``, its tanh approximation, with the same inputs; returns how many. The two
+    functions differ by at most 5e-4 (at x = +-2.7); ``FastGelu`` is 2% faster in ``small``
+    (round 14)."""
+    changed = 0
+    for node in model.graph.node:
+        if node.domain == "com.microsoft" and node.op_type in ("BiasGelu", "Gelu"):
+            node.op_type = "FastGelu"
+            changed += 1
+    return changed
+
+
+def speed_up(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    qkv: bool = True,
+    masks: bool = True,
+    gelu: bool = True,
+) -> dict[str, int]:
+    """Read an exported ONNX file, apply ``unfuse_skip_layernorm``, (with ``qkv``) ``int8_qkv``,
+    (with ``masks``) ``drop_length_masks`` and (with ``gelu``) ``tanh_gelu``, write it to
+    ``dst``; returns how many nodes each rewrote. A file rewritten before is left as it was
+    but for the rewrites it did not have yet."""
     import onnx
 
     model = onnx.load(str(src))
     done = {"skip_layernorm": unfuse_skip_layernorm(model)}
     done["qkv"] = int8_qkv(model) if qkv else 0
+    done["masks"] = drop_length_masks(model) if masks else 0
+    done["gelu"] = tanh_gelu(model) if gelu else 0
     onnx.save(model, str(dst))
     return done
