@@ -480,3 +480,20 @@ def test_tanh_gelu_approximates_the_erf_gelu_within_5e_4() -> None:
         assert err < 5e-4
     assert np.abs(after[0] - before[0]).max() > 1e-4  # an approximation, not the same function
     assert tanh_gelu(model) == 0
+
+
+def test_window_batch_follows_the_file_unless_the_config_says() -> None:
+    """Files from before round 14 (a padding mask, no key in the config) keep the batches of 8
+    their decoding was tuned with; rewritten ones run a window at a time."""
+    from unspin.tagger import window_batch
+
+    rng = np.random.default_rng(14)
+    old = _embedded_model(rng)
+    new = _embedded_model(rng)
+    drop_length_masks(new)
+    sessions = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        for m in (old, new)
+    ]
+    assert [window_batch({}, s) for s in sessions] == [8, 1]
+    assert [window_batch({"window_batch": 4}, s) for s in sessions] == [4, 4]

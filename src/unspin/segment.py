@@ -137,7 +137,8 @@ def run_unpadded(
 ) -> tuple[np.ndarray, ...]:
     """``run(ids, mask)`` for a model that reads no padding mask: a batch without padding in
     one run, a padded one row by row on each row's own tokens (mask a run of 1s, then 0s),
-    outputs padded with zeros back to the batch's length."""
+    outputs padded with zeros back to the batch's length. Every output must be per token,
+    (batch, length, ...), as a tagger's are."""
     lengths = mask.sum(axis=1)
     if bool(mask.all()):
         return tuple(run(ids, mask))

@@ -52,13 +52,28 @@ from unspin.segment import (
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "session_backend"]
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "session_backend", "window_batch"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # backend: (input_ids, attention_mask) -> (si_logits (b,l,3), tech_logits (b,l,14), hidden (b,l,h))
 Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
+
+
+def window_batch(config: Mapping[str, Any], session: Any) -> int:
+    """Windows per run of a model file: the config's ``window_batch``; without one, 1 for a
+    file that reads no padding mask (exported since round 14), else 8 (what older files were
+    tuned with). An int8 file scales its activations per run, so alone a window's output does
+    not depend on its neighbours; one at a time is also the fastest per window on one thread
+    and needs half the memory of 8 (round 14, benchmarks/batch_size.py)."""
+    if "window_batch" in config:
+        return int(config["window_batch"])
+    return 1 if _unpadded(session) else 8
+
+
+def _unpadded(session: Any) -> bool:
+    return session.get_modelmeta().custom_metadata_map.get(UNPADDED_KEY) == "1"
 
 
 def session_backend(session: Any) -> Backend:
@@ -68,7 +83,7 @@ def session_backend(session: Any) -> Backend:
     def run(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
         return session.run(None, {"input_ids": ids, "attention_mask": mask})
 
-    if session.get_modelmeta().custom_metadata_map.get(UNPADDED_KEY) == "1":
+    if _unpadded(session):
         return lambda ids, mask: run_unpadded(run, ids, mask)
     return lambda ids, mask: tuple(run(ids, mask))
 
@@ -204,6 +219,7 @@ class Tagger:
             raise ModelError(f"Cannot load {folder / 'model.onnx'}: {err}") from err
 
         backend = session_backend(session)
+        batch = window_batch(config, session)
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
         # read when the TC task first needs it (a missing file is an error only then)
@@ -211,6 +227,7 @@ class Tagger:
         self._setup(
             config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical, READER_DIR
         )
+        self.batch_size = batch
         self.workers = workers
         # the span reader runs inside a worker, like the network: on that worker's threads
         self.threads: int | None = max(1, round(n / workers))
@@ -280,11 +297,9 @@ class Tagger:
             if head and "w1" in head
             else None
         )
-        # windows per network run: an int8 model scales its activations per run, so alone a
-        # window's output does not depend on its neighbours; one at a time is also the fastest
-        # per window on one thread and needs half the memory of 8 (round 14,
-        # benchmarks/batch_size.py). Torch fp32 runs faster in 8s: its callers set that.
-        self.batch_size = int(config.get("window_batch", 1))
+        # windows per network run (a model file's own: ``window_batch``); 8 for other backends
+        # (torch fp32 runs fastest in 8s, benchmarks/batch_size.py)
+        self.batch_size = int(config.get("window_batch", 8))
         self.members: list[Tagger] = []
         self.workers = 1
         self.threads = None

@@ -93,9 +93,7 @@ def _teacher(folder: Path, threads: int) -> Tagger:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     with np.load(folder / "tc_head.npz") as npz:
         head = {k: npz[k].astype(np.float32) for k in npz.files}
-    tagger = Tagger.from_parts(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
-    tagger.batch_size = 8  # fp32: faster in batches (benchmarks/batch_size.py)
-    return tagger
+    return Tagger.from_parts(config, load_tokenizer(folder / "tokenizer.json"), backend, head)
 
 
 def teacher_targets(

@@ -14,7 +14,7 @@ import torch
 from unspin.errors import ModelError
 from unspin.evaluate import evaluate
 from unspin.lexical import LexicalClassifier
-from unspin.tagger import Tagger, session_backend
+from unspin.tagger import Tagger, session_backend, window_batch
 from unspin.train.graph import speed_up
 from unspin.train.model import Network
 from unspin.train.portable import make_portable
@@ -80,6 +80,8 @@ def export(
         lexical.save(out / "lexical.npz")
     else:  # never one left from an earlier export into this folder
         (out / "lexical.npz").unlink(missing_ok=True)
+    # a window at a time: see unspin.tagger.window_batch
+    config = {**config, "window_batch": int(config.get("window_batch", 1))}
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"
     if quantize:
@@ -138,8 +140,9 @@ def _quantize(
     (QAttention), which measured slower on AVX2 CPUs. Then the
     MatMul weights go to 7 bits (``unspin.train.portable``): full int8 weights saturate on CPUs
     without VNNI, so the same file scored differently on different machines. Last (with
-    ``rewrite``), ``unspin.train.graph.speed_up``: SkipLayerNorm as Add + LayerNorm, and, in
-    mode ``"all"``, every Attention but the first with a 7-bit int8 Q/K/V projection."""
+    ``rewrite``), ``unspin.train.graph.speed_up``: SkipLayerNorm as Add + LayerNorm; in mode
+    ``"all"``, every Attention but the first with a 7-bit int8 Q/K/V projection; no key padding
+    mask (the file is then run unpadded, ``unspin.tagger.session_backend``); the tanh GELU."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -184,17 +187,18 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
     opts.intra_op_num_threads = torch.get_num_threads()
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
-    backend = session_backend(sess)
     head = dict(np.load(folder / "tc_head.npz"))
     lexical = folder / "lexical.npz"
-    return Tagger.from_parts(
+    tagger = Tagger.from_parts(
         dict(config),
         load_tokenizer(folder / "tokenizer.json"),
-        backend,
+        session_backend(sess),
         head,
         LexicalClassifier.load(lexical) if lexical.exists() else None,
         installed_reader(),
     )
+    tagger.batch_size = window_batch(config, sess)  # as Tagger runs the file
+    return tagger
 
 
 def installed_reader() -> Path | None:

@@ -1,8 +1,8 @@
 """Graph rewrites that make an exported tagger faster on CPU (``export`` applies them last).
 
-After onnxruntime's BERT optimizer and int8 quantization, two parts of the graph still ran
-slowly on 2 CPU cores (``python benchmarks/onnx_kernels.py FILE --threads 1 --profile``,
-round 13, docs/experiments.md):
+After onnxruntime's BERT optimizer and int8 quantization, four parts of the graph still ran
+slower than they need to on 2 CPU cores (``python benchmarks/onnx_kernels.py FILE --threads 1
+--profile``, rounds 13 and 14, docs/experiments.md):
 
 - ``SkipLayerNormalization`` (residual add + LayerNorm, one fused op): 13% of ``small``'s run
   time, about five times what the same work costs as the standard ``Add`` and
@@ -16,7 +16,10 @@ round 13, docs/experiments.md):
   projected Q, K and V. The first layer keeps its fp32 Attention: its input is the embedding
   LayerNorm's output, which int8 moved the most (``keep_fp32``).
 - the key padding mask itself (round 14): onnxruntime's CPU attention kernels are faster
-  without one, and unspin never pads (``drop_length_masks``).
+  without one (``drop_length_masks``). ``Tagger`` never pads a batch
+  (``segment.uniform_batches``), and runs a padded one row by row for such a file
+  (``tagger.session_backend``); onnxruntime fed padded rows directly would let them attend to
+  the padding.
 - the erf GELU, as its tanh approximation (``tanh_gelu``, round 14).
 """
 

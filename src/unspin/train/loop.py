@@ -27,11 +27,6 @@ from unspin.train.model import Network
 __all__ = ["train", "finalize", "load_config"]
 
 
-# windows per forward pass when a torch model is evaluated: fp32 torch runs fastest in 8s on
-# 2 cores (39.6 ms a window against 46.1 one at a time; benchmarks/batch_size.py, round 14)
-TORCH_WINDOW_BATCH = 8
-
-
 def adamw(net: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.AdamW:
     """AdamW with the encoder at ``lr`` and every other parameter (the heads) at ``head_lr``."""
     heads = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
@@ -377,7 +372,6 @@ def train(
                 )
         net.eval()
         tagger = Tagger.from_parts(dict(infer_cfg), tok, torch_backend(net), net.tc_head_arrays())
-        tagger.batch_size = TORCH_WINDOW_BATCH
         outs = _outputs(tagger, va_texts)
         tuned = tune(tagger, outs, va_gold)
         ev = evaluate(tagger, outs, va_gold)
@@ -443,7 +437,6 @@ def finalize(run: str | Path, corpus: str | Path) -> Path:
     tagger = Tagger.from_parts(
         infer_cfg, tok, torch_backend(net), net.tc_head_arrays(), lexical, installed_reader()
     )
-    tagger.batch_size = TORCH_WINDOW_BATCH
     outs = _outputs(tagger, va_texts)
     tuned, calib, ev = fit_decoding(tagger, outs, va_gold)
     _log(f"best torch model val: {ev.line()}  tuned {tuned}")
