@@ -12,7 +12,8 @@ Measures over ../shared/data/unlabeled-news: articles/s, p50/p95 latency per art
 threads (``Tagger(workers=N)``, what ``unspin predict`` does by default with N = 2); latencies
 are then per article while another one runs. The torch engine is always one article at a time
 on all threads (the plain pipeline), in batches of --torch-batch windows (default 8, its
-fastest; the ONNX engine runs windows as Tagger does: one at a time).
+fastest or tied end to end, BENCHMARKS.md round 14; the ONNX engine runs windows as Tagger
+does: one at a time).
 
 The torch engine needs the [train] extra and the run folder of the model (runs/<name>/network.pt);
 without it, it runs the same architecture with the base encoder's weights (same compute).
@@ -148,7 +149,7 @@ def main() -> None:
         "--torch-batch",
         type=int,
         default=8,
-        help="torch engine: windows per forward pass (8: its fastest, benchmarks/batch_size.py)",
+        help="torch engine: windows per forward pass (8: its fastest or tied, BENCHMARKS.md)",
     )
     ap.add_argument("--engines", default="onnx,torch")
     ap.add_argument("--engine", help=argparse.SUPPRESS)

@@ -65,8 +65,8 @@ def window_batch(config: Mapping[str, Any], session: Any) -> int:
     """Windows per run of a model file: the config's ``window_batch``; without one, 1 for a
     file that reads no padding mask (exported since round 14), else 8 (what older files were
     tuned with). An int8 file scales its activations per run, so alone a window's output does
-    not depend on its neighbours; one at a time is also the fastest per window on one thread
-    and needs half the memory of 8 (round 14, benchmarks/batch_size.py)."""
+    not depend on its neighbours; one at a time is also about as fast per window on one thread
+    as any batch, and needs half the memory of 8 (round 14, benchmarks/batch_size.py)."""
     if "window_batch" in config:
         return int(config["window_batch"])
     return 1 if _unpadded(session) else 8
@@ -298,7 +298,7 @@ class Tagger:
             else None
         )
         # windows per network run (a model file's own: ``window_batch``); 8 for other backends
-        # (torch fp32 runs fastest in 8s, benchmarks/batch_size.py)
+        # (torch fp32 runs fastest, or tied, in 8s end to end: BENCHMARKS.md, round 14)
         self.batch_size = int(config.get("window_batch", 8))
         self.members: list[Tagger] = []
         self.workers = 1
