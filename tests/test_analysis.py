@@ -370,17 +370,25 @@ def test_analyzer_takes_a_model_name_or_a_tagger() -> None:
         Analyzer(Path(__file__).parent / "no-such-model-folder")
 
 
-def test_a_very_short_text_is_flagged_as_too_short_to_score() -> None:
+def test_a_text_of_under_three_sentences_is_not_scored() -> None:
     analyzer = Analyzer(PhraseTagger({"Traitors": "Name_Calling,Labeling"}), entities=None)
     short = analyzer.analyze("Traitors!")
     assert short.summary.score == 100.0 and short.summary.level == "unrated"
     assert short.summary.reading == (
-        "not rated: a text of 1 sentence is too short to score (1 of 1 uses a technique)"
+        "not rated: the score is a share of sentences, and 1 sentence is too few (1 of 1 uses "
+        "a technique)"
     )
+    # a long text without sentence ends is one sentence too: not called "short"
+    run_on = analyzer.analyze("Traitors " + "and the vote goes on " * 300)
+    assert run_on.summary.level == "unrated"
+    assert "1 sentence is too few" in run_on.summary.reading
+    assert "short" not in run_on.summary.reading
+    two = analyzer.analyze("Traitors! The vote is on Monday.")
+    assert "2 sentences are too few (1 of 2 use a technique)" in two.summary.reading
     longer = analyzer.analyze("Traitors! The vote is on Monday. Polls open at eight.")
-    assert "too short" not in longer.summary.reading
+    assert "too few" not in longer.summary.reading
     plain = analyzer.analyze("The vote is on Monday.")
-    assert "too short" not in plain.summary.reading  # no spans: nothing to warn about
+    assert "too few" not in plain.summary.reading  # no spans: nothing to warn about
     assert plain.summary.level == "none" and longer.summary.level != "unrated"
     # the reports show no score for it (JSON keeps the number): no full bar beside "not rated"
     from unspin.report import render

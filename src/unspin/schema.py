@@ -146,8 +146,8 @@ class Summary(BaseModel):
     )
     level: Level = Field(
         description="none (<5), light (<20), moderate (<40), heavy (>=40); unrated when the "
-        "text is too short to rate (spans in under 3 sentences) or does not look like English "
-        "(the models read English only): `reading` says which."
+        "text has too few sentences to rate (spans in under 3 sentences) or does not look like "
+        "English (the models read English only): `reading` says which."
     )
     reading: str = Field(description="The score in plain language.")
     targets: list[TargetRow] = Field(description="Who is attacked / who is glorified.")

@@ -122,9 +122,11 @@ def summarise(
         )
     elif spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
         level = "unrated"
+        # a share of sentences: however long the text, one or two sentences say little
         reading = (
-            f"not rated: a text of {n_sent} sentence{'s' if n_sent > 1 else ''} is too short to "
-            f"score ({len(loaded)} of {n_sent} use{'s' if n_sent == 1 else ''} a technique)"
+            f"not rated: the score is a share of sentences, and {n_sent} "
+            f"sentence{'s are' if n_sent > 1 else ' is'} too few ({len(loaded)} of {n_sent} "
+            f"use{'s' if n_sent == 1 else ''} a technique)"
         )
     counts = Counter(s.technique for s in spans)
     top = sorted(loaded, key=lambda s: (-s.load, s.index))[:3]
