@@ -102,8 +102,11 @@ def read_article(path: str | os.PathLike[str]) -> str:
         raise CorpusError(f"{path}: cannot read article ({err.strerror}).") from None
 
 
-def read_articles(folder: str | os.PathLike[str]) -> dict[str, str]:
-    """Return ``{article id: text}`` for every ``article<ID>.txt`` file in ``folder``."""
+def read_articles(
+    folder: str | os.PathLike[str], *, max_bytes: int | None = None
+) -> dict[str, str]:
+    """Return ``{article id: text}`` for every ``article<ID>.txt`` file in ``folder``; with
+    ``max_bytes``, a larger file is refused (by its size, before anything is read)."""
     folder = Path(folder)
     if folder.is_file():
         raise CorpusError(
@@ -118,6 +121,11 @@ def read_articles(folder: str | os.PathLike[str]) -> dict[str, str]:
     for path in sorted(folder.iterdir()):
         match = _ARTICLE_FILE.match(path.name)
         if match and path.is_file():
+            if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+                raise CorpusError(
+                    f"{path}: {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB an "
+                    "article may have; split it into smaller article files or leave it out"
+                )
             articles[match.group("id")] = read_article(path)
     if not articles:
         raise CorpusError(

@@ -13,6 +13,7 @@ from unspin.corpus import Label, read_articles, read_labels, write_labels
 from unspin.errors import InputError
 from unspin.evaluate import tc_predict
 from unspin.fileio import check_output
+from unspin.ingest import MAX_BYTES
 from unspin.tagger import Tagger
 
 __all__ = ["predict_folder"]
@@ -55,7 +56,9 @@ def predict_folder(
     check_threshold(threshold)
     check_count("--workers", workers)
     check_output(output)  # before the model runs, not after
-    texts = read_articles(articles_dir)
+    # the size `unspin analyze` reads (ingest.MAX_BYTES): 2 MiB is about 350,000 words, for
+    # which the tagger holds about 1 GB of window states; PTC articles are under 100 KB
+    texts = read_articles(articles_dir, max_bytes=MAX_BYTES)
     rows: list[Label] = []
     if task == "tc":
         assert template is not None
