@@ -385,6 +385,8 @@ def test_a_text_of_under_three_sentences_is_not_scored() -> None:
     assert "short" not in run_on.summary.reading
     two = analyzer.analyze("Traitors! The vote is on Monday.")
     assert "2 sentences are too few (1 of 2 use a technique)" in two.summary.reading
+    asked = analyzer.analyze("Traitors! The vote is on Monday.", threshold=0.3)
+    assert "(1 of 2 use a technique at confidence 0.3 or above)" in asked.summary.reading
     longer = analyzer.analyze("Traitors! The vote is on Monday. Polls open at eight.")
     assert "too few" not in longer.summary.reading
     plain = analyzer.analyze("The vote is on Monday.")

@@ -68,7 +68,7 @@ def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:
 def test_read_articles_refuses_an_article_over_the_size_cap(tmp_path: Path) -> None:
     (tmp_path / "article1.txt").write_text("a" * 100, encoding="utf-8")
     (tmp_path / "article2.txt").write_bytes(b"b" * (3 * 2**20))
-    with pytest.raises(CorpusError, match=r"article2.txt: 3.0 MiB, over the 2 MiB an article"):
+    with pytest.raises(CorpusError, match=r"article2.txt: 3,145,728 bytes, larger than the "):
         read_articles(tmp_path, max_bytes=2 * 2**20)
     assert set(read_articles(tmp_path)) == {"1", "2"}  # no cap unless asked
     assert set(read_articles(tmp_path, max_bytes=3 * 2**20)) == {"1", "2"}  # at the cap: read
@@ -85,7 +85,7 @@ def test_predict_refuses_an_oversized_article_before_loading_a_model(tmp_path: P
     result = CliRunner().invoke(
         app, ["predict", str(arts), "--task", "si", "-o", str(tmp_path / "out.txt")]
     )
-    assert result.exit_code == 1 and "over the 2 MiB an article may have" in result.output
+    assert result.exit_code == 1 and "(2 MiB) limit for an article" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out.txt").exists()
 
 

@@ -483,9 +483,9 @@ def test_tanh_gelu_approximates_the_erf_gelu_within_5e_4() -> None:
 
 
 def test_window_batch_follows_the_file_unless_the_config_says() -> None:
-    """Files from before round 14 (a padding mask, no key in the config) keep the batches of 8
-    their decoding was tuned with; rewritten ones run a window at a time."""
-    from unspin.tagger import window_batch
+    """Files from before round 14 (a padding mask, no key in the config) keep the padded
+    batches of 8 their decoding was tuned with; rewritten ones run a window at a time."""
+    from unspin.tagger import window_batching
 
     rng = np.random.default_rng(14)
     old = _embedded_model(rng)
@@ -495,5 +495,5 @@ def test_window_batch_follows_the_file_unless_the_config_says() -> None:
         ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
         for m in (old, new)
     ]
-    assert [window_batch({}, s) for s in sessions] == [8, 1]
-    assert [window_batch({"window_batch": 4}, s) for s in sessions] == [4, 4]
+    assert [window_batching({}, s) for s in sessions] == [(8, True), (1, False)]
+    assert [window_batching({"window_batch": 4}, s) for s in sessions] == [(4, False)] * 2

@@ -56,3 +56,20 @@ def test_a_byte_order_mark_is_not_printed() -> None:
     a = Analyzer(PhraseTagger({"thugs": "Name_Calling,Labeling"}), entities=None).analyze(text)
     out = render([a], "terminal", color=False, width=80)
     assert "\ufeff" not in out and "They are [thugs]NC." in out
+
+
+def test_a_run_on_sentence_is_clipped_in_the_most_loaded_list() -> None:
+    """A text without sentence ends is one sentence: the list shows its start, not all of it
+    again (the article itself is still shown whole, in both reports)."""
+    from unspin.report import TOP_SENTENCE_CHARS, clip
+
+    text = "The thugs " + "and the vote goes on " * 300 + "untouched tail"
+    a = Analyzer(PhraseTagger({"thugs": "Name_Calling,Labeling"}), entities=None).analyze(text)
+    assert a.summary.top_sentences == [0]
+    shown = clip(text)
+    assert len(shown) <= TOP_SENTENCE_CHARS + 2 and shown.endswith(" …")
+    assert text.startswith(shown[:-2]) and shown[-3] != " "
+    for fmt in ("terminal", "html"):
+        out = render([a], fmt, width=80) if fmt == "terminal" else render([a], fmt)
+        assert out.count("untouched tail") == 1, fmt  # the article, not the list
+    assert clip("Short.") == "Short."

@@ -122,6 +122,12 @@ def test_configs_are_json_with_decoding_settings() -> None:
         ("tc_repetition_factor", 0.0),
         ("tc_repetition_min_count", 1.5),
         ("tc_calibration_temperature", float("inf")),
+        ("window_batch", "abc"),
+        ("window_batch", 0),
+        ("window_batch", 2.5),
+        ("max_len", 0),
+        ("stride", "abc"),
+        ("stride", 10_000),  # past max_len - 2: gaps between windows
     ],
 )
 def test_hand_edited_tc_settings_are_checked(key: str, value: object, tmp_path: Path) -> None:
@@ -134,6 +140,11 @@ def test_hand_edited_tc_settings_are_checked(key: str, value: object, tmp_path: 
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=f"{key} = .* must be"):
         Tagger(folder, threads=1)
+    if key == "window_batch":  # a valid one is taken, and runs unpadded
+        config[key] = 2
+        (folder / "config.json").write_text(json.dumps(config))
+        tagger = Tagger(folder, threads=1)
+        assert (tagger.batch_size, tagger.pad_batches) == (2, False)
 
 
 def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:
@@ -142,3 +153,19 @@ def test_configs_hold_no_paths_from_the_machine_that_built_them() -> None:
         config = json.loads(text)
         assert config.get("encoder") in ("minilm", "mpnet"), (info["name"], config.get("encoder"))
         assert "/tmp/" not in text and "/home/" not in text and "/work/" not in text
+
+
+def test_shipped_tokenizers_neither_pad_nor_cut() -> None:
+    """The encoders' own tokenizer.json pads and cuts every text to 128 tokens; a model folder
+    ships one that does neither, so its files used directly give one unpadded sequence (the
+    rewritten model files read no padding mask)."""
+    from tokenizers import Tokenizer
+
+    from unspin.reader import READER_DIR
+
+    folders = [resolve_model(info["name"]) for info in INFOS if not info.get("members")]
+    for folder in [*folders, READER_DIR]:
+        path = folder / "tokenizer.json"
+        config = json.loads(path.read_text(encoding="utf-8"))
+        assert config["padding"] is None and config["truncation"] is None, path
+        assert len(Tokenizer.from_file(str(path)).encode("Traitors!").ids) < 10

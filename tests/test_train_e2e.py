@@ -61,6 +61,9 @@ def test_export_writes_a_complete_model_folder(trained: Path) -> None:
     meta = {p.key: p.value for p in onnx.load(str(trained / "model.onnx")).metadata_props}
     assert meta.get("unspin.unpadded") == "1"
     assert config["window_batch"] == 1 and Tagger(trained, threads=1).batch_size == 1
+    # its tokenizer neither pads nor cuts: one text, its own tokens, for direct users too
+    tok = json.loads((trained / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tok["padding"] is None and tok["truncation"] is None
 
 
 def test_tagger_offsets_are_exact_across_windows(trained: Path) -> None:
@@ -699,3 +702,9 @@ def test_windows_run_one_at_a_time_unless_a_batch_is_asked_for(trained: Path) ->
     tagger.batch_size = 8
     tagger.outputs(text)
     assert shapes == [(len(windows) - 1, len(windows[0].ids)), (1, len(windows[-1].ids))]
+    # files from before round 14: fixed batches, the short last window padded in
+    shapes.clear()
+    tagger.pad_batches = True
+    with pytest.raises(AssertionError):  # the spy refuses padding: it does reach the backend
+        tagger.outputs(text)
+    assert shapes == [(len(windows), len(windows[0].ids))]

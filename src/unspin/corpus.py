@@ -123,8 +123,9 @@ def read_articles(
         if match and path.is_file():
             if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
                 raise CorpusError(
-                    f"{path}: {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:g} MiB an "
-                    "article may have; split it into smaller article files or leave it out"
+                    f"{path}: {size:,} bytes, larger than the {max_bytes:,}-byte "
+                    f"({max_bytes / 2**20:g} MiB) limit for an article; split it into smaller "
+                    "article files or leave it out"
                 )
             articles[match.group("id")] = read_article(path)
     if not articles:

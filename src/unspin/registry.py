@@ -72,11 +72,17 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
             "(a model folder is what `unspin train` writes to RUN/onnx)"
         )
     _check_tc_settings(folder, config)
+    if config.get("stride", 0) > config.get("max_len", 3) - 2:  # gaps between windows
+        raise ModelError(
+            f"{folder / 'config.json'}: stride = {config['stride']!r} must be at most max_len - 2"
+            f" = {config['max_len'] - 2} (windows hold max_len - 2 article tokens); fix it"
+        )
     return config
 
 
 def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
-    """The TC task's settings, which a user may edit by hand: numbers in their range."""
+    """The settings a user may edit by hand (the TC task's, the windows'): numbers in their
+    range."""
     rules = {  # key: (test, what it must be)
         "tc_lexical_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_reader_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
@@ -87,6 +93,13 @@ def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
         ),
         "tc_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
         "tc_calibration_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
+        # how windows are cut and run
+        "window_batch": (
+            lambda v: math.isfinite(v) and v >= 1 and v == int(v),
+            "a whole number >= 1",
+        ),
+        "max_len": (lambda v: math.isfinite(v) and v >= 3 and v == int(v), "a whole number >= 3"),
+        "stride": (lambda v: math.isfinite(v) and v >= 1 and v == int(v), "a whole number >= 1"),
     }
     for key, (ok, what) in rules.items():
         value = config.get(key)

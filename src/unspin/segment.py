@@ -24,6 +24,7 @@ __all__ = [
     "pad_batch",
     "uniform_batches",
     "run_unpadded",
+    "save_plain_tokenizer",
     "locate",
     "UNPADDED_KEY",
 ]
@@ -78,6 +79,17 @@ def tokenizable(text: str) -> str:
     """``text`` with lone surrogates (from ``errors="surrogateescape"`` decoding; the
     tokenizer refuses them) replaced by U+FFFD: one code point for one, so offsets stay."""
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def save_plain_tokenizer(src: str | Path, dst: str | Path) -> None:
+    """Copy a tokenizer.json without its padding and truncation settings (the encoders' own
+    files pad and cut every text to 128 tokens): what a model folder ships, so that a program
+    using the folder's files directly gets one unpadded sequence, as unspin's own
+    ``load_tokenizer`` does."""
+    tok = Tokenizer.from_file(str(src))
+    tok.no_padding()
+    tok.no_truncation()
+    tok.save(str(dst), pretty=False)
 
 
 def encode_article(tok: Tokenizer, text: str) -> Encoded:

@@ -126,7 +126,9 @@ def summarise(
         reading = (
             f"not rated: the score is a share of sentences, and {n_sent} "
             f"sentence{'s are' if n_sent > 1 else ' is'} too few ({len(loaded)} of {n_sent} "
-            f"use{'s' if n_sent == 1 else ''} a technique)"
+            f"use{'s' if n_sent == 1 else ''} a technique"
+            + (f" at confidence {threshold:g} or above" if threshold is not None else "")
+            + ")"
         )
     counts = Counter(s.technique for s in spans)
     top = sorted(loaded, key=lambda s: (-s.load, s.index))[:3]

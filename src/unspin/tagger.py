@@ -52,7 +52,7 @@ from unspin.segment import (
 from unspin.spans import Span
 from unspin.techniques import TECHNIQUES
 
-__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "session_backend", "window_batch"]
+__all__ = ["Tagger", "TaggerLike", "ArticleOutputs", "session_backend", "window_batching"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,15 +61,17 @@ R = TypeVar("R")
 Backend = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
 
 
-def window_batch(config: Mapping[str, Any], session: Any) -> int:
-    """Windows per run of a model file: the config's ``window_batch``; without one, 1 for a
-    file that reads no padding mask (exported since round 14), else 8 (what older files were
-    tuned with). An int8 file scales its activations per run, so alone a window's output does
-    not depend on its neighbours; one at a time is also about as fast per window on one thread
-    as any batch, and needs half the memory of 8 (round 14, benchmarks/batch_size.py)."""
+def window_batching(config: Mapping[str, Any], session: Any) -> tuple[int, bool]:
+    """(windows per run, padded?) for a model file: the config's ``window_batch``, unpadded;
+    without one, a window at a time for a file that reads no padding mask (exported since
+    round 14), else padded batches of 8, as older files ran when their decoding was tuned (an
+    int8 file scales its activations per run, so the batching moves their outputs). A window
+    at a time, its output does not depend on its neighbours, it runs about as fast per window
+    on one thread as in any batch, and needs half the memory of 8 (round 14,
+    benchmarks/batch_size.py)."""
     if "window_batch" in config:
-        return int(config["window_batch"])
-    return 1 if _unpadded(session) else 8
+        return int(config["window_batch"]), False
+    return (1, False) if _unpadded(session) else (8, True)
 
 
 def _unpadded(session: Any) -> bool:
@@ -219,7 +221,7 @@ class Tagger:
             raise ModelError(f"Cannot load {folder / 'model.onnx'}: {err}") from err
 
         backend = session_backend(session)
-        batch = window_batch(config, session)
+        batching = window_batching(config, session)
         with np.load(folder / "tc_head.npz") as npz:
             head = {k: npz[k].astype(np.float32) for k in npz.files}
         # read when the TC task first needs it (a missing file is an error only then)
@@ -227,7 +229,7 @@ class Tagger:
         self._setup(
             config, load_tokenizer(folder / "tokenizer.json"), backend, head, lexical, READER_DIR
         )
-        self.batch_size = batch
+        self.batch_size, self.pad_batches = batching
         self.workers = workers
         # the span reader runs inside a worker, like the network: on that worker's threads
         self.threads: int | None = max(1, round(n / workers))
@@ -300,6 +302,9 @@ class Tagger:
         # windows per network run (a model file's own: ``window_batch``); 8 for other backends
         # (torch fp32 runs fastest, or tied, in 8s end to end: BENCHMARKS.md, round 14)
         self.batch_size = int(config.get("window_batch", 8))
+        # fixed batches of batch_size with the short last window padded (model files from
+        # before round 14, as their decoding was tuned); else only equal lengths share a run
+        self.pad_batches = False
         self.members: list[Tagger] = []
         self.workers = 1
         self.threads = None
@@ -390,7 +395,13 @@ class Tagger:
             return ArticleOutputs(text, enc, [], empty, np.zeros((0, 14), np.float32), [], [])
         windows = make_windows(enc, c["cls_id"], c["sep_id"], c["max_len"], c["stride"])
         si_w, tech_w, hid_w = [], [], []
-        for chunk in uniform_batches(windows, self.batch_size):
+        size = self.batch_size
+        batches = (
+            [windows[i : i + size] for i in range(0, len(windows), size)]
+            if self.pad_batches
+            else uniform_batches(windows, size)
+        )
+        for chunk in batches:
             ids, mask = pad_batch(chunk, c["pad_id"])
             si, tech, hidden = self.backend(ids, mask)
             for j, w in enumerate(chunk):

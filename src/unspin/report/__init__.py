@@ -81,6 +81,20 @@ def lanes(analysis: Analysis) -> list[int]:
     return out
 
 
+#: characters of a sentence the "Most loaded sentences" lists show (a text without sentence
+#: ends is one sentence: shown whole, it repeated the article)
+TOP_SENTENCE_CHARS = 300
+
+
+def clip(text: str, limit: int = TOP_SENTENCE_CHARS) -> str:
+    """``text``, or its first ``limit`` characters cut at a word and ended with " …"."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + " …"
+
+
 def darken(color: str, factor: float = 0.55) -> str:
     """A darker shade of a ``#rrggbb`` colour (for lines and text on white)."""
     r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))

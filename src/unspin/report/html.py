@@ -22,7 +22,7 @@ from typing import Any
 
 from unspin.analysis import Analysis
 from unspin.explain import EXPLANATIONS
-from unspin.report import darken, lanes, segments
+from unspin.report import clip, darken, lanes, segments
 from unspin.techniques import TECHNIQUES
 from unspin.text import starts_with
 
@@ -319,7 +319,7 @@ def _summary(a: Analysis) -> str:
         out.append('<h2>Most loaded sentences</h2><ol class="top">')
         for idx in sm.top_sentences:
             s = a.sentences[idx]
-            out.append(f"<li>{_e(s.text)}{_chips(s.techniques)}</li>")
+            out.append(f"<li>{_e(clip(s.text))}{_chips(s.techniques)}</li>")
         out.append("</ol>")
     out.append("<h2>Who is attacked / who is glorified</h2>")
     if sm.targets:

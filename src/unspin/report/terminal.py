@@ -20,7 +20,7 @@ from rich.text import Text
 
 from unspin.analysis import Analysis
 from unspin.explain import EXPLANATIONS
-from unspin.report import darken, segments
+from unspin.report import clip, darken, segments
 from unspin.techniques import TECHNIQUES
 from unspin.text import starts_with
 
@@ -168,7 +168,7 @@ def _summary(a: Analysis, color: bool, width: int) -> Group:
         top_table.add_column(ratio=1)
         for rank, idx in enumerate(sm.top_sentences, 1):
             sent = a.sentences[idx]
-            line = Text(safe(sent.text))
+            line = Text(safe(clip(sent.text)))
             codes = " ".join(EXPLANATIONS[t].code for t in sent.techniques)
             line.append(f"  [{codes}]", style="bold" if color else "")
             top_table.add_row(f"{rank}.", line)

@@ -14,7 +14,8 @@ import torch
 from unspin.errors import ModelError
 from unspin.evaluate import evaluate
 from unspin.lexical import LexicalClassifier
-from unspin.tagger import Tagger, session_backend, window_batch
+from unspin.segment import save_plain_tokenizer
+from unspin.tagger import Tagger, session_backend, window_batching
 from unspin.train.graph import speed_up
 from unspin.train.model import Network
 from unspin.train.portable import make_portable
@@ -75,12 +76,12 @@ def export(
     enc_cfg._attn_implementation = attn_impl
     heads, hidden = int(enc_cfg.num_attention_heads), int(enc_cfg.hidden_size)
     np.savez(out / "tc_head.npz", **net.tc_head_arrays())  # type: ignore[arg-type]
-    shutil.copy(tokenizer_json, out / "tokenizer.json")
+    save_plain_tokenizer(tokenizer_json, out / "tokenizer.json")
     if lexical is not None:
         lexical.save(out / "lexical.npz")
     else:  # never one left from an earlier export into this folder
         (out / "lexical.npz").unlink(missing_ok=True)
-    # a window at a time: see unspin.tagger.window_batch
+    # a window at a time: see unspin.tagger.window_batching
     config = {**config, "window_batch": int(config.get("window_batch", 1))}
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     final = out / "model.onnx"
@@ -197,7 +198,7 @@ def _onnx_tagger(folder: Path, onnx_path: Path, config: dict[str, Any]) -> Tagge
         LexicalClassifier.load(lexical) if lexical.exists() else None,
         installed_reader(),
     )
-    tagger.batch_size = window_batch(config, sess)  # as Tagger runs the file
+    tagger.batch_size, tagger.pad_batches = window_batching(config, sess)  # as Tagger runs it
     return tagger
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from transformers import AutoModel
 from unspin.corpus import load_split, load_texts_and_gold
 from unspin.decode import occurrences
 from unspin.reader import SpanReader, encode_span
-from unspin.segment import load_tokenizer
+from unspin.segment import load_tokenizer, save_plain_tokenizer
 from unspin.techniques import TECHNIQUES
 from unspin.train.encoders import resolve_encoder
 from unspin.train.export import _quantize
@@ -346,6 +345,6 @@ def export_reader(net: ReaderNet, config: dict[str, Any], tokenizer_json: Path, 
         int(enc_cfg.hidden_size),
         rewrite=False,
     )
-    shutil.copy(tokenizer_json, out / "tokenizer.json")
+    save_plain_tokenizer(tokenizer_json, out / "tokenizer.json")
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return out
