@@ -65,22 +65,12 @@ def dequantized(src: Path, dst: Path) -> int:
 
 
 def probabilities(folder: Path, texts: list[str], batch: str) -> tuple[np.ndarray, np.ndarray]:
-    import unspin.tagger as tagger_module
-    from unspin.segment import uniform_batches
     from unspin.tagger import Tagger
 
     tagger = Tagger(folder, threads=2)
     tagger.batch_size = int(batch.rstrip("p"))
-    if batch.endswith("p"):  # fixed-size batches, the short last window padded
-
-        def batcher(ws, n):
-            return [ws[i : i + n] for i in range(0, len(ws), n)]
-
-        tagger_module.uniform_batches = batcher  # type: ignore[assignment]
-    try:
-        outs = [tagger.outputs(t) for t in texts]
-    finally:
-        tagger_module.uniform_batches = uniform_batches
+    tagger.pad_batches = batch.endswith("p")  # fixed-size batches, the last window padded
+    outs = [tagger.outputs(t) for t in texts]
     return np.concatenate([o.si[:, 1:].sum(1) for o in outs]), np.concatenate(
         [o.tech for o in outs]
     )
