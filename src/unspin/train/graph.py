@@ -16,8 +16,8 @@ slower than they need to on 2 CPU cores (``python benchmarks/onnx_kernels.py FIL
   projected Q, K and V. The first layer keeps its fp32 Attention: its input is the embedding
   LayerNorm's output, which int8 moved the most (``keep_fp32``).
 - the key padding mask itself (round 14): onnxruntime's CPU attention kernels are faster
-  without one (``drop_length_masks``). ``Tagger`` never pads a batch
-  (``segment.uniform_batches``), and runs a padded one row by row for such a file
+  without one (``drop_length_masks``). ``Tagger`` never pads a batch for such a file
+  (``segment.uniform_batches``), and runs a padded one row by row
   (``tagger.session_backend``); onnxruntime fed padded rows directly would let them attend to
   the padding.
 - the erf GELU, as its tanh approximation (``tanh_gelu``, round 14).
@@ -294,8 +294,8 @@ def drop_length_masks(model: Any) -> int:
     writes; returns how many. Without a mask onnxruntime's CPU kernels take their faster path
     (``MultiHeadAttention`` 84 -> 60 ms per 8 x 256 batch in ``small``, round 14), and the
     model is then only right for unpadded rows: when it changed a node it marks the model
-    with ``UNPADDED_KEY`` = "1", and ``Tagger`` runs a padded batch row by row (never padding
-    is what it does anyway: ``segment.uniform_batches``)."""
+    with ``UNPADDED_KEY`` = "1", and ``Tagger`` runs a padded batch row by row (it does not
+    pad such a file anyway: ``segment.uniform_batches``)."""
     from onnx import helper
 
     made_by = {o: (n.op_type, k) for n in model.graph.node for k, o in enumerate(n.output)}
