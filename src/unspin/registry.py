@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
     return config
 
 
+def _whole(minimum: int) -> Callable[[float], bool]:
+    """A test for a whole number >= ``minimum`` (as an int or a float such as 4.0)."""
+    return lambda v: math.isfinite(v) and v >= minimum and v == int(v)
+
+
 def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
     """The settings a user may edit by hand (the TC task's, the windows'): numbers in their
     range."""
@@ -87,19 +93,13 @@ def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
         "tc_lexical_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_reader_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_repetition_factor": (lambda v: 0 < v < math.inf, "a number > 0 (1: off)"),
-        "tc_repetition_min_count": (
-            lambda v: math.isfinite(v) and v >= 1 and v == int(v),
-            "a whole number >= 1",
-        ),
+        "tc_repetition_min_count": (_whole(1), "a whole number >= 1"),
         "tc_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
         "tc_calibration_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
         # how windows are cut and run
-        "window_batch": (
-            lambda v: math.isfinite(v) and v >= 1 and v == int(v),
-            "a whole number >= 1",
-        ),
-        "max_len": (lambda v: math.isfinite(v) and v >= 3 and v == int(v), "a whole number >= 3"),
-        "stride": (lambda v: math.isfinite(v) and v >= 1 and v == int(v), "a whole number >= 1"),
+        "window_batch": (_whole(1), "a whole number >= 1"),
+        "max_len": (_whole(3), "a whole number >= 3"),
+        "stride": (_whole(1), "a whole number >= 1"),
     }
     for key, (ok, what) in rules.items():
         value = config.get(key)
