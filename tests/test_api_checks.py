@@ -76,7 +76,7 @@ def test_tagger_checks_workers_and_threads(kwargs: dict, message: str) -> None:
         Tagger("fast", **kwargs)
 
 
-@pytest.mark.parametrize("value", ["abc", "2.5", "0", "-1"])
+@pytest.mark.parametrize("value", ["abc", "2.5", "0", "-1", "\u00b2"])
 def test_a_bad_unspin_threads_is_one_clean_error(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

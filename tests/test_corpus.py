@@ -284,3 +284,38 @@ def test_labels_files_with_any_line_ends(tmp_path: Path) -> None:
     bad.write_bytes(b"1\t0\t5\r1\t6\r")
     with pytest.raises(CorpusError, match=r"bad.labels, line 2: expected 3"):
         read_labels(bad, task="si")
+
+
+def test_a_trailing_tab_ends_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "pred.labels", "11\t0\t5\t\n11\t7\t12 \n")
+    assert read_labels(path, task="si") == [Label("11", 0, 5), Label("11", 7, 12)]
+    path = write(tmp_path / "pred.tc.labels", "11\tDoubt\t0\t5\t\t\n")
+    assert read_labels(path, task="tc") == [Label("11", 0, 5, "Doubt")]
+
+
+def test_an_article_name_that_is_not_utf8_is_refused_up_front(tmp_path: Path) -> None:
+    write(tmp_path / "article1.txt", TEXT)
+    try:
+        (Path(os.fsdecode(bytes(tmp_path) + b"/article\xff2.txt"))).write_text("x", "utf-8")
+    except (OSError, UnicodeError):  # a file system that only takes UTF-8 names
+        pytest.skip("this file system refuses names that are not UTF-8")
+    with pytest.raises(CorpusError, match=r"article\ufffd2.txt: the file name is not valid UTF-8"):
+        read_articles(tmp_path)
+
+
+def test_predict_never_writes_over_an_article_or_its_template(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from unspin.cli import app
+
+    arts = tmp_path / "arts"
+    article = write(arts / "article1.txt", TEXT)
+    template = write(tmp_path / "template.labels", "1\t?\t0\t5\n")
+    for task, out in [("si", article), ("tc", template)]:
+        extra = ["--template", str(template)] if task == "tc" else []
+        result = CliRunner().invoke(
+            app, ["predict", str(arts), "--task", task, *extra, "-o", str(out)]
+        )
+        assert result.exit_code == 1, result.output
+        assert f"-o {out} is the input" in result.output and "Traceback" not in result.output
+    assert article.read_text("utf-8") == TEXT and template.read_text("utf-8") == "1\t?\t0\t5\n"

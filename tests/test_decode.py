@@ -343,3 +343,14 @@ def test_an_ellipsis_ends_a_sentence_and_stays_out_of_spans() -> None:
     for marks in ("…", "...", "."):
         text = f"the elite won’t listen{marks} Nobody"
         assert text[: complete_phrase(text, 0, text.index("won’t") + 5)] == "the elite won’t listen"
+
+
+def test_repetition_features_keep_offsets_when_lower_casing_lengthens_the_text() -> None:
+    from unspin.decode import repetition_features
+
+    tail = " vile betrayal of the nation"
+    for head in ("I" * 12, "\u0130" * 12):  # "İ".lower() is two code points
+        text = head + tail
+        start = text.index("vile")
+        feats = repetition_features(text, start, start + len("vile betrayal"))
+        assert feats[3] == 0.0, head  # neither word recurs elsewhere in the text

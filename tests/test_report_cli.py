@@ -326,7 +326,7 @@ def test_output_that_is_one_of_the_articles_is_refused(fake_model: None, tmp_pat
     ):
         result = run(["analyze", *args])
         assert result.exit_code == 1
-        assert "the report would overwrite it; choose another output file" in result.stderr
+        assert "writing it would replace the input; choose another output file" in result.stderr
         assert article.read_text("utf-8") == original
 
 

@@ -169,3 +169,81 @@ def test_shipped_tokenizers_neither_pad_nor_cut() -> None:
         config = json.loads(path.read_text(encoding="utf-8"))
         assert config["padding"] is None and config["truncation"] is None, path
         assert len(Tokenizer.from_file(str(path)).encode("Traitors!").ids) < 10
+
+
+def _copy_fast(tmp_path: Path, **changes: object) -> Path:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("fast"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+LONG = "The brave soldiers crushed the cowardly terrorists again and again. " * 60
+
+
+def test_whole_number_settings_written_as_floats_are_read_as_ints(tmp_path: Path) -> None:
+    folder = _copy_fast(tmp_path, max_len=256.0, stride=100.0, window_batch=1.0)
+    tagger = Tagger(folder, threads=1)
+    assert type(tagger.config["stride"]) is int and tagger.batch_size == 1
+    assert isinstance(tagger.predict(LONG), list)  # several windows: slicing takes the ints
+
+
+def test_a_network_failure_is_one_model_error(tmp_path: Path) -> None:
+    folder = _copy_fast(tmp_path, max_len=1024, stride=1000)  # past the 512 positions
+    tagger = Tagger(folder, threads=1)
+    with pytest.raises(ModelError, match="the network failed on 1 window.*check max_len"):
+        tagger.predict(LONG)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not an npz file", "cannot read the span classifier"),
+        (b"", "cannot read the span classifier"),
+        (None, "not a span classifier"),  # an npz without the weights
+    ],
+)
+def test_a_damaged_span_classifier_is_one_model_error(
+    content: bytes | None, message: str, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    folder = _copy_fast(tmp_path)
+    if content is None:
+        np.savez(folder / "tc_head.npz", x=np.zeros(3))
+    else:
+        (folder / "tc_head.npz").write_bytes(content)
+    with pytest.raises(ModelError, match=message):
+        Tagger(folder, threads=1)
+
+
+@pytest.mark.parametrize(
+    ("members", "weights", "message"),
+    [
+        (".", None, "must be a list of model names"),
+        ([], None, "must be a list of model names"),
+        (["fast", 3], None, "must be a list of model names"),
+        (["."], None, "is the ensemble itself"),
+        (["fast", "small"], [1, "x"], "member_weights = .* one number >= 0 per member"),
+        (["fast", "small"], [1], "member_weights"),
+        (["fast", "small"], [0, 0], "member_weights"),
+        (["fast", "inner"], None, "member 'inner' is an ensemble itself"),
+    ],
+)
+def test_ensemble_configs_are_checked(
+    members: object, weights: object, message: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    (folder / "inner").mkdir()
+    (folder / "inner" / "config.json").write_text(json.dumps({"members": ["fast", "small"]}))
+    config: dict[str, object] = {"name": "ens", "members": members, "si_threshold": 0.5}
+    if weights is not None:
+        config["member_weights"] = weights
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=message):
+        Tagger(folder, threads=1)

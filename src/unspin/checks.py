@@ -33,7 +33,7 @@ def default_threads() -> int:
     raw = os.environ.get("UNSPIN_THREADS", "").strip()
     if not raw:
         return os.cpu_count() or 1
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise InputError(
             f"UNSPIN_THREADS must be a whole number of threads, 1 or more; got {raw!r}: set it "
             "to e.g. 2, or unset it to use every core"

@@ -340,7 +340,7 @@ def analyze(
 
     from unspin.analysis import Analyzer
     from unspin.errors import InputError
-    from unspin.fileio import check_output, write_atomic
+    from unspin.fileio import check_not_input, check_output, write_atomic
     from unspin.ingest import load
     from unspin.report import choose_format, render
 
@@ -350,7 +350,7 @@ def analyze(
         tty = sys.stdout.isatty()
         if output is not None:
             check_output(output)  # before the articles are read and analysed
-            _refuse_overwriting_an_input(output, inputs)
+            check_not_input(output, list(inputs))
         fmt_name = choose_format(fmt, None if output is None else Path(output), tty)
         if inputs.count("-") > 1:
             raise InputError("stdin (-) can be read only once")
@@ -370,24 +370,6 @@ def analyze(
             typer.echo(report, nl=False)
     except UnspinError as err:
         _fail(err)
-
-
-def _refuse_overwriting_an_input(output: str, inputs: list[str]) -> None:
-    """``-o`` naming one of the articles (``.txt`` is both) would replace it with its report."""
-    import os
-
-    from unspin.errors import InputError
-
-    if not os.path.exists(output):
-        return
-    for source in inputs:
-        if source == "-" or "://" in source or not os.path.exists(source):
-            continue
-        if os.path.samefile(output, source):
-            raise InputError(
-                f"-o {output} is the article {source}: the report would overwrite it; "
-                "choose another output file"
-            )
 
 
 def _click_exceptions() -> tuple[tuple[type[Any], ...], tuple[type[BaseException], ...]]:

@@ -121,6 +121,14 @@ def read_articles(
     for path in sorted(folder.iterdir()):
         match = _ARTICLE_FILE.match(path.name)
         if match and path.is_file():
+            try:
+                path.name.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes, kept as lone surrogates
+                shown = os.fsencode(path).decode("utf-8", "replace")
+                raise CorpusError(
+                    f"{shown}: the file name is not valid UTF-8, so its article id cannot be "
+                    "written to a label file; rename it (for example article123.txt)"
+                ) from None
             if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
                 raise CorpusError(
                     f"{path}: {size:,} bytes, larger than the {max_bytes:,}-byte "
@@ -170,7 +178,8 @@ def _parse_row(
     task: str,
     allow_unknown_technique: bool,
 ) -> Label:
-    fields = [f.strip() for f in line.split("\t")]
+    # a trailing tab or blank ends the row; it does not start another column
+    fields = [f.strip() for f in line.rstrip().split("\t")]
     want = 3 if task == "si" else 4
     if len(fields) != want:
         layout = (

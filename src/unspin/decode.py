@@ -410,7 +410,10 @@ def repetition_features(text: str, start: int, end: int) -> np.ndarray:
     key = frag.lower().strip(_EDGE)
     occ = _substring_count(text, start, end)
     words = [w for w in key.split() if len(w) > 3]
-    others = low[:start] + " " + low[end:]
+    if len(low) == len(text):
+        others = low[:start] + " " + low[end:]
+    else:  # lower-casing lengthened the text ("İ" is two code points): offsets no longer fit
+        others = text[:start].lower() + " " + text[end:].lower()
     share = sum(1 for w in words if w in others) / len(words) if words else 0.0
     return np.asarray(
         [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from unspin.errors import InputError
 
-__all__ = ["STDOUT", "check_output", "write_atomic"]
+__all__ = ["STDOUT", "check_output", "check_not_input", "write_atomic"]
 
 
 STDOUT = "-"
@@ -25,8 +25,14 @@ def check_output(path: str | os.PathLike[str]) -> Path:
     if isinstance(path, str) and path == STDOUT:  # the string "-" only: Path("./-") is a file
         return Path(STDOUT)
     given = Path(path)
+    if _descriptor(given) is not None:  # /dev/stdout and the like: the stream, as it is
+        return given
     if given.is_dir():
         raise InputError(f"cannot write {given}: it is a folder; give a file name")
+    if _special(given):  # /dev/null, /dev/stdout, a pipe: written to directly, as it is
+        if not os.access(given, os.W_OK):
+            raise InputError(f"cannot write {given}: no permission to write it")
+        return given
     path = given
     if given.is_symlink():
         try:
@@ -42,6 +48,47 @@ def check_output(path: str | os.PathLike[str]) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: no permission to write in {folder}")
     return path
+
+
+_STREAMS = {"/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor(path: Path) -> int | None:
+    """The file descriptor that ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` or
+    ``/proc/self/fd/N`` name (written to as they are: opening one anew would truncate a file
+    the shell opened for appending, ``>>``); None for any other path."""
+    name = os.path.normpath(str(path))
+    if name in _STREAMS:
+        return _STREAMS[name]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if name.startswith(prefix) and name[len(prefix) :].isdecimal():
+            return int(name[len(prefix) :])
+    return None
+
+
+def _special(path: Path) -> bool:
+    """An existing output that is not a regular file (a device such as /dev/null or
+    /dev/stdout, a named pipe): replacing it with a file would break it, so it is written
+    to directly."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def check_not_input(output: str | os.PathLike[str], inputs: list[str | os.PathLike[str]]) -> None:
+    """Refuse an output file that is one of the inputs (an article, a template): writing it
+    would replace the input with the results. ``"-"`` and URLs are not files."""
+    if output == STDOUT or not os.path.isfile(output):
+        return
+    for source in inputs:
+        if source == STDOUT or "://" in str(source) or not os.path.exists(source):
+            continue
+        if os.path.samefile(output, source):
+            raise InputError(
+                f"-o {output} is the input {source}: writing it would replace the input; "
+                "choose another output file"
+            )
 
 
 def _mode_for(path: Path) -> int:
@@ -73,6 +120,26 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     if to_stdout:
         sys.stdout.write(text)
         sys.stdout.flush()
+        return
+    fd = _descriptor(path)
+    if fd in (1, 2):
+        stream = sys.stdout if fd == 1 else sys.stderr
+        stream.write(text)
+        stream.flush()
+        return
+    if fd is not None:
+        try:
+            with open(os.dup(fd), "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+        return
+    if _special(path):
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
         return
     folder = path.parent if str(path.parent) else Path(".")
     try:

@@ -303,7 +303,7 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
+            if length and length.isascii() and length.isdigit() and int(length) > max_bytes:
                 raise _size_error(url, max_bytes)
             data = read_bytes(response, url, max_bytes=max_bytes)
             ctype = (response.headers.get("Content-Type") or "").lower()

@@ -12,7 +12,7 @@ from unspin.checks import check_count, check_threshold
 from unspin.corpus import Label, read_articles, read_labels, write_labels
 from unspin.errors import InputError
 from unspin.evaluate import tc_predict
-from unspin.fileio import check_output
+from unspin.fileio import check_not_input, check_output
 from unspin.ingest import MAX_BYTES
 from unspin.tagger import Tagger
 
@@ -59,6 +59,8 @@ def predict_folder(
     # the size `unspin analyze` reads (ingest.MAX_BYTES): 2 MiB is about 350,000 words, for
     # which the tagger holds about 1 GB of window states; PTC articles are under 100 KB
     texts = read_articles(articles_dir, max_bytes=MAX_BYTES)
+    inputs: list[str | Path] = [Path(articles_dir) / f"article{aid}.txt" for aid in texts]
+    check_not_input(output, [*inputs, *([template] if template is not None else [])])
     rows: list[Label] = []
     if task == "tc":
         assert template is not None

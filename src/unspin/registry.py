@@ -63,7 +63,8 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
     """The folder's config after checking that every file and setting inference needs is
     there; an incomplete folder raises ModelError naming what is missing."""
     config = read_config(folder)
-    if config.get("members"):
+    if "members" in config:
+        _check_members(folder, config)
         return config
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     missing += [f"config key {key!r}" for key in REQUIRED_KEYS if key not in config]
@@ -81,25 +82,64 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
     return config
 
 
+def _check_members(folder: Path, config: dict[str, Any]) -> None:
+    """An ensemble's ``members`` (a list of shipped model names or folders relative to its own,
+    never itself) and ``member_weights`` (one number >= 0 per member, a positive sum)."""
+    where = folder / "config.json"
+    members = config["members"]
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(isinstance(m, str) and m.strip() for m in members)
+    ):
+        raise ModelError(
+            f"{where}: members = {members!r} must be a list of model names or folders, such as "
+            '["small", "fast"]'
+        )
+    for m in members:
+        sub = member_folder(folder, m)
+        if sub == folder.resolve():
+            raise ModelError(f"{where}: member {m!r} is the ensemble itself; name another model")
+        if (sub / "config.json").is_file() and "members" in read_config(sub):
+            raise ModelError(
+                f"{where}: member {m!r} is an ensemble itself; name its members instead"
+            )
+    weights = config.get("member_weights")
+    if weights is not None and (
+        not isinstance(weights, list)
+        or len(weights) != len(members)
+        or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < math.inf
+            for w in weights
+        )
+        or sum(weights) <= 0
+    ):
+        raise ModelError(
+            f"{where}: member_weights = {weights!r} must give one number >= 0 per member "
+            f"({len(members)}) with a positive sum"
+        )
+
+
 def _whole(minimum: int) -> Callable[[float], bool]:
     """A test for a whole number >= ``minimum`` (as an int or a float such as 4.0)."""
     return lambda v: math.isfinite(v) and v >= minimum and v == int(v)
+
+
+# settings that must be whole numbers (the TC rule's count; how windows are cut and run), and
+# their minimum
+_WHOLE = {"tc_repetition_min_count": 1, "window_batch": 1, "max_len": 3, "stride": 1}
 
 
 def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
     """The settings a user may edit by hand (the TC task's, the windows'): numbers in their
     range."""
     rules = {  # key: (test, what it must be)
+        **{key: (_whole(low), f"a whole number >= {low}") for key, low in _WHOLE.items()},
         "tc_lexical_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_reader_weight": (lambda v: 0 <= v < math.inf, "a number >= 0 (0: off)"),
         "tc_repetition_factor": (lambda v: 0 < v < math.inf, "a number > 0 (1: off)"),
-        "tc_repetition_min_count": (_whole(1), "a whole number >= 1"),
         "tc_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
         "tc_calibration_temperature": (lambda v: 0 < v < math.inf, "a number > 0"),
-        # how windows are cut and run
-        "window_batch": (_whole(1), "a whole number >= 1"),
-        "max_len": (_whole(3), "a whole number >= 3"),
-        "stride": (_whole(1), "a whole number >= 1"),
     }
     for key, (ok, what) in rules.items():
         value = config.get(key)
@@ -110,6 +150,8 @@ def _check_tc_settings(folder: Path, config: dict[str, Any]) -> None:
                 f"{folder / 'config.json'}: {key} = {value!r} must be {what}; fix it or re-run "
                 "unspin.train.export.retune on the folder"
             )
+        if key in _WHOLE:  # 256.0 is read as 256: it slices and sizes arrays
+            config[key] = int(value)
 
 
 def resolve_model(model: str | Path) -> Path:

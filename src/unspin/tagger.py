@@ -83,7 +83,15 @@ def session_backend(session: Any) -> Backend:
     padding mask (``UNPADDED_KEY``) runs a padded batch row by row."""
 
     def run(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
-        return session.run(None, {"input_ids": ids, "attention_mask": mask})
+        try:
+            return session.run(None, {"input_ids": ids, "attention_mask": mask})
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ModelError(
+                f"the network failed on {ids.shape[0]} window(s) of {ids.shape[1]} tokens "
+                f"({type(err).__name__}: {str(err)[:300]}); check max_len and stride in the "
+                "model's config.json (max_len is at most the encoder's positions, 512 for the "
+                "shipped encoders), or reinstall unspin"
+            ) from None
 
     if _unpadded(session):
         return lambda ids, mask: run_unpadded(run, ids, mask)
@@ -146,6 +154,28 @@ def calibrate(raw: np.ndarray | float, ab: Sequence[float] | None) -> np.ndarray
     if ab is None:
         return p
     return _sigmoid(ab[0] * np.log(p / (1 - p)) + ab[1])
+
+
+def load_head(path: Path) -> dict[str, np.ndarray]:
+    """The span classifier's weights (``w1``, ``b1``, ``w2``, ``b2``) from ``tc_head.npz``; a
+    damaged file raises ModelError."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            head = {k: npz[k].astype(np.float32) for k in npz.files}
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelError(
+            f"{path}: cannot read the span classifier ({type(err).__name__}: {err}); copy "
+            "tc_head.npz again from the training run's onnx folder, or reinstall unspin"
+        ) from None
+    missing = [k for k in ("w1", "b1", "w2", "b2") if k not in head]
+    if missing or head["w1"].ndim != 2 or head["w2"].ndim != 2:
+        raise ModelError(
+            f"{path}: not a span classifier (missing or misshapen {', '.join(missing) or 'w1/w2'}"
+            "); copy tc_head.npz again from the training run's onnx folder, or reinstall unspin"
+        )
+    return head
 
 
 def span_vector(out: ArticleOutputs, start: int, end: int) -> np.ndarray:
@@ -222,8 +252,7 @@ class Tagger:
 
         backend = session_backend(session)
         batching = window_batching(config, session)
-        with np.load(folder / "tc_head.npz") as npz:
-            head = {k: npz[k].astype(np.float32) for k in npz.files}
+        head = load_head(folder / "tc_head.npz")
         # read when the TC task first needs it (a missing file is an error only then)
         lexical = folder / "lexical.npz"
         self._setup(
