@@ -437,3 +437,15 @@ def test_a_text_not_in_english_is_not_rated() -> None:
     assert nothing.reading.startswith("not rated: this text does not look like English")
     some = analyzer.analyze(FRENCH).summary
     assert some.level == "unrated" and "(the 1 spans shown are unreliable)" in some.reading
+
+
+def test_spacy_reads_a_run_on_sentence_in_pieces_cut_at_blanks() -> None:
+    from unspin.targets import _PIECE, _pieces
+
+    text = ("word " * 3000) + "x" * (_PIECE + 10)  # then one word longer than a piece
+    pieces = _pieces(text, 3, len(text))
+    assert pieces[0][0] == 3 and pieces[-1][1] == len(text)
+    assert all(a < b <= a + _PIECE for a, b in pieces)
+    assert all(b == a2 for (_, b), (a2, _) in zip(pieces, pieces[1:], strict=False))
+    assert all(text[b - 1] == " " or text[b] == " " or b - a == _PIECE for a, b in pieces[:-1])
+    assert _pieces("short text", 0, 10) == [(0, 10)]

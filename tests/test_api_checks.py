@@ -135,6 +135,9 @@ def test_incomplete_model_folders_are_named(tmp_path: Path) -> None:
         Tagger(partial)
     with pytest.raises(ModelError, match="Unknown model 'nope'"):
         resolve_model("nope")
+    # names are read as --task and --format are: case and surrounding blanks do not matter
+    assert resolve_model("FAST") == resolve_model("fast") == resolve_model(" Fast ")
+    assert resolve_model("Default") == resolve_model("default")
 
 
 def test_tagger_classify_and_predict_many_refuse_misuse() -> None:

@@ -54,6 +54,9 @@ def test_read_article_errors(tmp_path: Path) -> None:
     bad.write_bytes("They vote on Monday.".encode("utf-16"))
     with pytest.raises(CorpusError, match="UTF-16 text"):
         read_article(bad)
+    bad.write_bytes(b"abc\x00def")  # valid UTF-8 with a NUL: refused, as `unspin analyze` does
+    with pytest.raises(CorpusError, match="looks like a binary file"):
+        read_article(bad)
 
 
 def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:
@@ -141,6 +144,8 @@ def test_tc_template_question_mark(tmp_path: Path) -> None:
         ("si", "11\t0\t5\n11\t7\n", 2, "expected 3 tab-separated columns"),
         ("si", "11\tDoubt\t0\t5\n", 1, "looks like a TC/joint file"),
         ("tc", "11\t0\t5\n", 1, "looks like an SI file"),
+        ("tc", "11\tDoubt\t5\n", 1, "A column is missing"),
+        ("tc", "11\t0\t5\tDoubt\n", 1, "the second column is a number"),
         ("si", "11 0 5\n", 1, "TAB characters"),
         ("si", "\n\n11\tten\t20\n", 3, "not an integer"),
         ("si", "11\t0\t5.5\n", 1, "not an integer"),
@@ -182,6 +187,9 @@ def test_labels_checked_against_articles(tmp_path: Path) -> None:
     orphan = write(tmp_path / "orphan.labels", "99\tDoubt\t0\t1\n")
     with pytest.raises(CorpusError, match=r"orphan\.labels, line 1: no article with id '99'"):
         read_labels(orphan, task="tc", articles=articles)
+    named = write(tmp_path / "named.labels", "article11\tDoubt\t0\t1\n")
+    with pytest.raises(CorpusError, match=r"id 'article11'; the id is .* write '11'"):
+        read_labels(named, task="tc", articles=articles)
 
 
 def test_labels_offsets_follow_bom_article(tmp_path: Path) -> None:

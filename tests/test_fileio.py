@@ -61,3 +61,11 @@ def test_dev_stdout_appends_where_the_shell_appends(tmp_path: Path) -> None:
         write_atomic(f"/dev/fd/{w}", "through a pipe\n")
         os.close(w)
         assert fh_r.read() == "through a pipe\n"
+
+
+def test_a_file_in_the_way_of_the_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("x", "utf-8")
+    with pytest.raises(InputError, match=r"a.txt is a file, not a folder"):
+        check_output(tmp_path / "a.txt" / "x.labels")
+    with pytest.raises(InputError, match=r"folder .*missing does not exist; create it first"):
+        check_output(tmp_path / "missing" / "x.labels")

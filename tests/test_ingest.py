@@ -46,6 +46,12 @@ def test_title_guess_ignores_invisible_characters() -> None:
     assert _first_line_title("Title\n\u200b\nBody") == "Title"
     assert _first_line_title("\u200bTitle \n\nBody") == "Title"
     assert _first_line_title("One line\nBody") is None
+    # an opening paragraph of two sentences is not a headline
+    assert _first_line_title("Leaders would worry. But he did not.\n\nBody") is None
+    assert _first_line_title("Is this the end? Maybe\n\nBody") is None
+    assert (
+        _first_line_title("Mr. Smith goes to Washington\n\nBody") == "Mr. Smith goes to Washington"
+    )
 
 
 @pytest.mark.parametrize("brk", ["\r\n", "\r", "\x0c", "\u2029"])
@@ -394,3 +400,13 @@ def test_load_takes_paths_of_any_kind_and_refuses_the_rest(tmp_path: Path) -> No
     for bad in (None, 5):
         with pytest.raises(InputError, match="load takes a file path"):
             load(bad)  # type: ignore[arg-type]
+
+
+def test_a_missing_file_that_looks_like_a_web_address_gets_a_hint() -> None:
+    from unspin.ingest import load
+
+    with pytest.raises(InputError, match=r"no such file; .* https://www.example.org/news$"):
+        load("www.example.org/news")
+    for name in ("notes.txt", "folder/article1.txt"):
+        with pytest.raises(InputError, match=r"no such file$"):
+            load(name)

@@ -355,3 +355,21 @@ def test_a_bom_does_not_show_the_title_twice(fake_model: None, tmp_path: Path) -
     assert html.stdout.count("Council Approves Budget") == html_plain.stdout.count(
         "Council Approves Budget"
     )
+
+
+def test_a_full_standard_output_is_one_error_line() -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", "from unspin.cli import main; main()", "models"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr == "Error: cannot write standard output: No space left on device\n"

@@ -408,6 +408,18 @@ def main() -> None:
     except UnspinError as err:  # raised outside a command body (e.g. at import of a backend)
         typer.echo(f"Error: {err}", err=True)
         sys.exit(1)
+    except OSError as err:  # standard output full or gone (`> /dev/full`, a closed pipe)
+        import errno
+        import os
+
+        try:  # nothing more goes to a stream that failed, not even at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        if err.errno != errno.EPIPE:  # a reader that stopped reading (`| head`) is no error
+            what = "cannot write standard output" if err.filename is None else err.filename
+            typer.echo(f"Error: {what}: {err.strerror or err}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -76,7 +76,7 @@ def read_article(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as fh:
-            return fh.read()
+            text = fh.read()
     except FileNotFoundError:
         raise CorpusError(f"{path}: article file not found; check the path.") from None
     except IsADirectoryError:
@@ -90,16 +90,23 @@ def read_article(path: str | os.PathLike[str]) -> str:
                 "article as UTF-8"
             ) from None
         if b"\x00" in err.object:
-            raise CorpusError(
-                f"{path}: looks like a binary file (it contains NUL bytes), not an article; "
-                "move it out of the folder or re-save it as UTF-8 text"
-            ) from None
+            raise _binary(path) from None
         raise CorpusError(
             f"{path}: not valid UTF-8 at byte offset {err.start} "
             f"(byte 0x{err.object[err.start]:02x}); re-save the article as UTF-8"
         ) from None
     except OSError as err:
         raise CorpusError(f"{path}: cannot read article ({err.strerror}).") from None
+    if "\x00" in text:  # as `unspin analyze` reads a file: NUL bytes are not in a text
+        raise _binary(path)
+    return text
+
+
+def _binary(path: Path) -> CorpusError:
+    return CorpusError(
+        f"{path}: looks like a binary file (it contains NUL bytes), not an article; move it "
+        "out of the folder or re-save it as UTF-8 text"
+    )
 
 
 def read_articles(
@@ -192,8 +199,10 @@ def _parse_row(
             hint = " Separate the columns with TAB characters, not spaces."
         elif task == "si" and len(fields) == 4:
             hint = " This looks like a TC/joint file (it has a technique column)."
-        elif task != "si" and len(fields) == 3:
+        elif task != "si" and len(fields) == 3 and _is_int(fields[1]):
             hint = " This looks like an SI file (it has no technique column)."
+        elif task != "si" and len(fields) == 3:
+            hint = " A column is missing: it has a technique but not both offsets."
         raise CorpusError(
             f"{where}: expected {want} tab-separated columns for task {task} ({layout}), "
             f"found {len(fields)}.{hint}"
@@ -211,6 +220,11 @@ def _parse_row(
                 f"{where}: technique is '?' (a TC template row); fill in a technique name."
                 f"{_technique_hint('')}"
             )
+        elif technique not in _TECHNIQUE_SET and _is_int(technique):  # id, start, end, name?
+            raise CorpusError(
+                f"{where}: unknown technique {technique!r}: the second column is a number. The "
+                "columns go in this order: article id, technique, start, end."
+            )
         elif technique not in _TECHNIQUE_SET:
             raise CorpusError(
                 f"{where}: unknown technique {technique!r}.{_technique_hint(technique)}"
@@ -223,6 +237,10 @@ def _parse_row(
             "and a span must cover at least one character."
         )
     return Label(article_id, start, end, technique)
+
+
+def _is_int(field: str) -> bool:
+    return field.isascii() and field.lstrip("-").isdigit()
 
 
 def _label_files(path: Path) -> list[Path]:
@@ -280,6 +298,12 @@ def read_labels(
             label = _parse_row(line, where, task, allow_unknown_technique)
             if articles is not None:
                 article = articles.get(label.article_id)
+                bare = label.article_id.removeprefix("article").removesuffix(".txt")
+                if article is None and bare != label.article_id and bare in articles:
+                    raise CorpusError(
+                        f"{where}: no article with id {label.article_id!r}; the id is the "
+                        f"part of the file name after 'article': write {bare!r}."
+                    )
                 if article is None:
                     raise CorpusError(
                         f"{where}: no article with id {label.article_id!r}; add "

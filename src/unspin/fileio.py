@@ -43,6 +43,8 @@ def check_output(path: str | os.PathLike[str]) -> Path:
             why = "it is a symbolic link loop" if err.errno == errno.ELOOP else err.strerror
             raise InputError(f"cannot write {given}: {why}") from None
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -176,12 +176,22 @@ def _looks_like_html(data: bytes) -> bool:
     return bool(_HTML_START.match(data[:4096].removeprefix(b"\xef\xbb\xbf")))
 
 
+# a file name that looks like a web address: "www.example.org", or a host name with a dot and a
+# path after it ("example.org/news")
+_LOOKS_LIKE_A_HOST = re.compile(
+    r"^(www\.[a-z0-9.-]+|[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/\S*)$", re.IGNORECASE
+)
+
+
 def _first_line_title(text: str) -> str | None:
-    """A title guess for plain text: a short first line followed by a blank line."""
+    """A title guess for plain text: a short first line of one sentence, followed by a blank
+    line (an opening paragraph of two sentences is not a headline)."""
+    from unspin.sentences import split_sentences
+
     text = text.replace("\u2029", "\n\n")  # a paragraph separator
     lines = [line[slice(*blank_trimmed(line))] for line in LINE_BREAK.split(text, maxsplit=2)]
     if len(lines) == 3 and lines[1] == "" and lines[2]:
-        if 0 < len(lines[0]) <= 200:
+        if 0 < len(lines[0]) <= 200 and len(split_sentences(lines[0])) == 1:
             return lines[0]
     return None
 
@@ -233,7 +243,10 @@ def from_html(html: str, source: str, *, url: str | None = None) -> Document:
     body = "\n\n".join(line.strip() for line in body.splitlines() if line.strip())
     title = (data.get("title") or "").strip() or None
     if len(re.findall(r"\w+", body)) < _MIN_WORDS:  # trafilatura's fallback keeps menu crumbs
-        raise InputError(f"{source}: no article text found in this HTML page")
+        raise InputError(
+            f"{source}: no article text found in this HTML page; for a fragment of HTML, wrap "
+            "it in <html><body>...</body></html>, or save the text as a .txt file"
+        )
     if title and not body.startswith(title):
         text = f"{title}\n\n{body}\n"
     else:
@@ -276,7 +289,10 @@ def read_path(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> Do
         with p.open("rb") as fh:
             data = read_bytes(fh, source, max_bytes=max_bytes)
     except FileNotFoundError:
-        raise InputError(f"{source}: no such file") from None
+        hint = ""
+        if _LOOKS_LIKE_A_HOST.match(source):  # www.example.org/news: a URL without its scheme?
+            hint = f"; for a web page, give the whole URL: https://{source}"
+        raise InputError(f"{source}: no such file{hint}") from None
     except PermissionError:
         raise InputError(f"{source}: permission denied") from None
     except IsADirectoryError:

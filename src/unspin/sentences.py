@@ -38,9 +38,14 @@ def _starts_sentence(ch: str) -> bool:
     return ch.isupper() or ch.isdigit() or (ch.isalpha() and ch.lower() == ch.upper())
 
 
+_WORD_BEFORE = re.compile(r"([A-Za-z.]+)$")
+
+
 def _is_abbreviation(line: str, dot: int) -> bool:
     """Whether the '.' at ``dot`` ends an abbreviation such as 'Mr.' or 'U.S.' or 'J.'."""
-    m = re.search(r"([A-Za-z.]+)$", line[:dot])
+    # the word before the dot; a look at the last 64 characters only (abbreviations are short),
+    # so that a long line with many full stops is not read again for each one
+    m = _WORD_BEFORE.search(line, max(0, dot - 64), dot)
     if not m:
         return False
     word = m.group(1).lower().strip(".")

@@ -50,6 +50,9 @@ EntityFinder = Callable[[str, Sequence[tuple[int, int]]], list[Entity]]
 _TARGET_LABELS = frozenset({"PERSON", "NORP", "ORG", "GPE", "LOC", "FAC", "EVENT"})
 _TARGET_WORDS = 3  # words between a span and an entity still counted as "next to" it
 _NLP: Any = None
+# characters between a span and an entity above which the gap cannot be a few words (and its
+# words are not counted, which made a run-on sentence quadratic)
+_GAP_CHARS = 200
 
 
 def spacy_entities(text: str, ranges: Sequence[tuple[int, int]]) -> list[Entity]:
@@ -63,9 +66,27 @@ def spacy_entities(text: str, ranges: Sequence[tuple[int, int]]) -> list[Entity]
 
         _NLP = spacy.load(SPACY_MODEL, enable=["tok2vec", "ner"])
     out: list[Entity] = []
+    ranges = [piece for a, b in ranges for piece in _pieces(text, a, b)]
     for (start, _end), doc in zip(ranges, _NLP.pipe(text[a:b] for a, b in ranges), strict=True):
         for ent in doc.ents:
             out.append(Entity(start + ent.start_char, start + ent.end_char, ent.label_))
+    return out
+
+
+_PIECE = 5_000  # characters: spaCy reads a longer sentence (a run-on text) in pieces
+
+
+def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``(start, end)`` cut at blanks into pieces of at most :data:`_PIECE` characters (a
+    piece of one longer word is cut anywhere): spaCy refuses texts over a million characters
+    and slows down on long ones, and a target is at most a few words from its span."""
+    out = []
+    while end - start > _PIECE:
+        cut = text.rfind(" ", start + 1, start + _PIECE)
+        cut = cut if cut > start else start + _PIECE
+        out.append((start, cut))
+        start = cut
+    out.append((start, end))
     return out
 
 
@@ -101,7 +122,10 @@ def _choose_target(
             continue
         if any(a < e.end and e.start < b and st != stance for a, b, st in claims):
             continue
-        gap_text = text[e.end : start] if e.end <= start else text[end : e.start]
+        gap = (e.end, start) if e.end <= start else (end, e.start)
+        if gap[1] - gap[0] > _GAP_CHARS:  # far more than a few words: not next to the span
+            continue
+        gap_text = text[gap[0] : gap[1]]
         words = len(re.findall(r"\w+", gap_text))
         if words > _TARGET_WORDS or _SPEECH.search(gap_text) or re.search(r"[.;:!?]", gap_text):
             continue
