@@ -149,6 +149,9 @@ def test_tc_template_question_mark(tmp_path: Path) -> None:
         ("si", "11 0 5\n", 1, "TAB characters"),
         ("si", "\n\n11\tten\t20\n", 3, "not an integer"),
         ("si", "11\t0\t5.5\n", 1, "not an integer"),
+        ("si", "11\t+1\t5\n", 1, "not an integer"),
+        ("si", "11\t0\t1_0\n", 1, "not an integer"),
+        ("si", "11\t0\t\u0665\n", 1, "not an integer"),  # an Arabic-Indic 5
         ("tc", "11\tLoaded_language\t0\t5\n", 1, "unknown technique 'Loaded_language'"),
         ("joint", "11\tPropaganda\t0\t5\n", 1, "Valid techniques: Appeal_to_Authority"),
         ("si", "11\t5\t5\n", 1, "not before end"),

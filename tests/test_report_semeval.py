@@ -37,6 +37,8 @@ def test_label_rows_round_trip(tmp_path) -> None:  # noqa: ANN001 - pytest fixtu
     [
         ("articles/article7654.txt", "7654"),
         ("article7654", "7654"),
+        ("in/articleA7.txt", "A7"),  # as `unspin predict` names it
+        ("in/articleA7.html", "articleA7"),
         ("notes/my story.html", "my_story"),
         ("https://news.example/2024/05/big-win.html", "big-win"),
         ("https://news.example/", "article"),
@@ -61,3 +63,14 @@ def test_offsets_of_a_file_with_a_bom_match_the_file(tmp_path) -> None:  # noqa:
     article = read_article(path)  # what `unspin predict` and the PTC labels count in
     assert rows and all(article[int(s) : int(e)] == "thugs" for _, _, s, e in rows)
     assert rows[0][2] == str(TEXT.index("thugs") + 1)
+
+
+def test_the_same_article_twice_is_refused() -> None:
+    from unspin.errors import InputError
+    from unspin.report.semeval import check_ids
+
+    check_ids(["a/article1.txt", "b/article2.txt"])
+    with pytest.raises(InputError, match="article1.txt is given twice"):
+        check_ids(["a/article1.txt", "a/article1.txt"])
+    with pytest.raises(InputError, match="both get the article id '1'"):
+        check_ids(["a/article1.txt", "b/article1.txt"])

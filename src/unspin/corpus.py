@@ -168,6 +168,8 @@ def _technique_hint(name: str) -> str:
 
 def _parse_offset(value: str, what: str, where: str) -> int:
     try:
+        if not _is_int(value):  # int() would also take "+5", "1_0" and non-ASCII digits
+            raise ValueError(value)
         offset = int(value)
     except ValueError:
         raise CorpusError(
@@ -352,7 +354,7 @@ def load_split(corpus_dir: str | os.PathLike[str], split: str) -> list[str]:
             "(with splits/train.txt and splits/val.txt)?"
         )
     text = _read_label_file(path)
-    return [line.strip() for line in text.split("\n") if line.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def default_corpus_dir() -> Path | None:

@@ -24,7 +24,11 @@ def article_id(source: str | None) -> str:
         return "stdin"
     path = urlsplit(source).path if "://" in source else source
     name = PurePosixPath(path.replace("\\", "/")).name or "article"
-    m = re.fullmatch(r"article(\d+)(\.\w+)?", name)
+    # article<ID>.txt as `unspin predict` reads a folder (corpus.read_articles), any ID;
+    # article<digits> with another extension
+    m = re.fullmatch(r"article([^\s/\\]+)\.txt", name) or re.fullmatch(
+        r"article(\d+)(\.\w+)?", name
+    )
     if m:
         return m.group(1)
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
@@ -37,7 +41,12 @@ def check_ids(sources: Sequence[str | None]) -> None:
     seen: dict[str, str] = {}
     for source in sources:
         aid = article_id(source)
-        if aid in seen and seen[aid] != source:
+        if aid in seen and seen[aid] == (source or "stdin"):
+            raise InputError(
+                f"{source} is given twice: in the semeval format its rows would be written "
+                "twice; give each article once"
+            )
+        if aid in seen:
             raise InputError(
                 f"{seen[aid]} and {source} both get the article id {aid!r} in the semeval "
                 "format, so their rows would merge; rename one, or write one file per article"
