@@ -313,3 +313,18 @@ def test_score_cli_warns_about_mismatched_ids_and_unlabelled_template_rows(
     (tmp_path / "gold5.si").write_text("1\t0\t5\n2\t3\t8\n3\t0\t4\n4\t0\t4\n")
     code, _, err = run("si", str(tmp_path / "gold5.si"), str(tmp_path / "one_off.si"))
     assert err == ""  # 1 of 5: an article without gold spans, as PTC has
+
+
+def test_platt_scaling_never_ranks_spans_backwards() -> None:
+    import numpy as np
+
+    from unspin.evaluate import fit_platt
+
+    raw = np.array([0.2, 0.3, 0.4, 0.6, 0.7, 0.8] * 10)
+    rising = (raw > 0.5).astype(float)
+    a, b = fit_platt(raw, rising)
+    assert a > 1  # the score ranks spans: kept
+    falling = 1.0 - rising
+    falling[:6] = [1, 1, 1, 1, 0, 0]  # 31 of 60 right, mostly the low scores
+    a, b = fit_platt(raw, falling)
+    assert a == 0.0 and abs(1 / (1 + np.exp(-b)) - 31 / 60) < 1e-9

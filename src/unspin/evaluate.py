@@ -281,7 +281,9 @@ def fit_tc_temperature(
 
 
 def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> list[float]:
-    """Logistic regression of y on logit(raw) (Newton's method); returns [a, b]."""
+    """Logistic regression of y on logit(raw) (Newton's method); returns [a, b]. The map never
+    falls as the raw score rises: a negative slope (spans ranked backwards, by chance on a small
+    set) becomes a = 0, and every span gets the share that is correct."""
     p = np.clip(raw, 1e-6, 1 - 1e-6)
     x = np.stack([np.log(p / (1 - p)), np.ones_like(p)], axis=1)
     w = np.array([1.0, 0.0])
@@ -290,6 +292,9 @@ def fit_platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> list[float]:
         g = x.T @ (q - y)
         h = (x * (q * (1 - q))[:, None]).T @ x + 1e-6 * np.eye(2)
         w -= np.linalg.solve(h, g)
+    if w[0] < 0:
+        share = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+        return [0.0, float(np.log(share / (1 - share)))]
     return [float(w[0]), float(w[1])]
 
 
