@@ -16,12 +16,16 @@ import argparse
 from pathlib import Path
 
 from unspin.corpus import default_corpus_dir
+from unspin.errors import CorpusError
 from unspin.text import looks_english
 
 
 def default_folders() -> list[str]:
     """The PTC training articles and the unlabeled news next to the corpus folder."""
-    corpus = default_corpus_dir()
+    try:
+        corpus = default_corpus_dir()
+    except CorpusError as err:  # a bad $UNSPIN_PTC_DIR
+        raise SystemExit(str(err)) from None
     if corpus is None:
         raise SystemExit("no PTC corpus found: pass folders, or set UNSPIN_PTC_DIR")
     return [str(corpus / "train-articles"), str(corpus.parent / "unlabeled-news")]

@@ -442,10 +442,11 @@ def test_a_text_not_in_english_is_not_rated() -> None:
 def test_spacy_reads_a_run_on_sentence_in_pieces_cut_at_blanks() -> None:
     from unspin.targets import _PIECE, _pieces
 
-    text = ("word " * 3000) + "x" * (_PIECE + 10)  # then one word longer than a piece
+    text = ("word\t" * 3000) + "x" * (_PIECE + 10)  # then one word longer than a piece
     pieces = _pieces(text, 3, len(text))
     assert pieces[0][0] == 3 and pieces[-1][1] == len(text)
     assert all(a < b <= a + _PIECE for a, b in pieces)
     assert all(b == a2 for (_, b), (a2, _) in zip(pieces, pieces[1:], strict=False))
-    assert all(text[b - 1] == " " or text[b] == " " or b - a == _PIECE for a, b in pieces[:-1])
+    assert all(text[b].isspace() or b - a == _PIECE for a, b in pieces[:-1])
+    assert all(text[b] == "\t" for _, b in pieces[:-2])  # cut at blanks of any kind
     assert _pieces("short text", 0, 10) == [(0, 10)]

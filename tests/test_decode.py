@@ -354,3 +354,13 @@ def test_repetition_features_keep_offsets_when_lower_casing_lengthens_the_text()
         start = text.index("vile")
         feats = repetition_features(text, start, start + len("vile betrayal"))
         assert feats[3] == 0.0, head  # neither word recurs elsewhere in the text
+
+
+def test_abbreviations_after_a_long_run_of_dots_read_as_before() -> None:
+    from unspin.sentences import split_sentences
+
+    # the look-back for the word before a full stop is bounded, except where a run of letters
+    # and dots fills it: there it reads as far back as the run goes, as it always did
+    text = "Speakers: Jones" + "." * 70 + "Dr. Brown spoke. Then Lee" + "." * 70 + "B. Next one."
+    assert len(split_sentences(text)) == 4
+    assert split_sentences("Mr. Smith met Dr. Jones. They talked.") == [(0, 24), (25, 37)]

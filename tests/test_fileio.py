@@ -42,20 +42,41 @@ def test_check_not_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is the input .*a.txt: writing it would replace"):
         check_not_input(link, [article])
     check_not_input(tmp_path / "new.txt", [article])  # a new file: fine
-    check_not_input("-", ["-", article])  # standard output
 
 
-def test_dev_stdout_appends_where_the_shell_appends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["/dev/stdout", "//dev/stdout", "link", "all.txt"])
+def test_standard_output_appends_where_the_shell_appends(name: str, tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    if not os.path.exists("/dev/stdout"):
+        pytest.skip("no /dev/stdout here")
     out = tmp_path / "all.txt"
     out.write_text("kept\n", "utf-8")
-    code = "from unspin.fileio import write_atomic; write_atomic('/dev/stdout', 'new\\n')"
+    (tmp_path / "link").symlink_to("/dev/stdout")
+    code = f"from unspin.fileio import write_atomic; write_atomic({name!r}, 'new \\u2014\\n')"
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}  # output files are UTF-8 all the same
     with open(out, "a", encoding="utf-8") as fh:  # the shell's >>
-        subprocess.run([sys.executable, "-c", code], stdout=fh, check=True)
-    assert out.read_text("utf-8") == "kept\nnew\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.txt"]
+        subprocess.run([sys.executable, "-c", code], stdout=fh, check=True, cwd=tmp_path, env=env)
+    assert out.read_text("utf-8") == "kept\nnew \u2014\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.txt", "link"]
+
+
+def test_standard_input_read_from_a_file_is_never_written(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/stdin"):
+        pytest.skip("no /dev/stdin here")
+    article = tmp_path / "article.txt"
+    article.write_text("The article.\n", "utf-8")
+    code = "from unspin.fileio import check_output; check_output('/dev/stdin')"
+    with open(article, encoding="utf-8") as fh:
+        result = subprocess.run(
+            [sys.executable, "-c", code], stdin=fh, capture_output=True, text=True, check=False
+        )
+    assert result.returncode == 1 and "it is standard input" in result.stderr
+    assert article.read_text("utf-8") == "The article.\n"
     r, w = os.pipe()
     with open(r, encoding="utf-8") as fh_r:
         write_atomic(f"/dev/fd/{w}", "through a pipe\n")

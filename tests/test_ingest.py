@@ -46,9 +46,17 @@ def test_title_guess_ignores_invisible_characters() -> None:
     assert _first_line_title("Title\n\u200b\nBody") == "Title"
     assert _first_line_title("\u200bTitle \n\nBody") == "Title"
     assert _first_line_title("One line\nBody") is None
-    # an opening paragraph of two sentences is not a headline
+    # an opening paragraph of two sentences is not a headline; headlines with dots are
     assert _first_line_title("Leaders would worry. But he did not.\n\nBody") is None
-    assert _first_line_title("Is this the end? Maybe\n\nBody") is None
+    assert _first_line_title("Is this the end? Maybe not. We asked.\n\nBody") is None
+    for title in (
+        "Is this the end? Maybe",
+        "F.B.I. Raids Trump Office",
+        "Washington D.C. Mayor Resigns",
+        "Why Biden Is Wrong... Again",
+        "Rushed And Unprepared\u2026 Could Have Been Worse\u2026",
+    ):
+        assert _first_line_title(title + "\n\nBody") == title
     assert (
         _first_line_title("Mr. Smith goes to Washington\n\nBody") == "Mr. Smith goes to Washington"
     )

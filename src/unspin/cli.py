@@ -417,7 +417,14 @@ def main() -> None:
         except (OSError, ValueError):
             pass
         if err.errno != errno.EPIPE:  # a reader that stopped reading (`| head`) is no error
-            what = "cannot write standard output" if err.filename is None else err.filename
+            full = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+            what = (
+                err.filename
+                if err.filename is not None
+                else "cannot write standard output"
+                if err.errno in full
+                else "input/output error"
+            )
             typer.echo(f"Error: {what}: {err.strerror or err}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,6 +8,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from unspin.errors import InputError
 
@@ -52,20 +53,53 @@ def check_output(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-_STREAMS = {"/dev/stdout": 1, "/dev/stderr": 2}
-
-
 def _descriptor(path: Path) -> int | None:
-    """The file descriptor that ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` or
-    ``/proc/self/fd/N`` name (written to as they are: opening one anew would truncate a file
-    the shell opened for appending, ``>>``); None for any other path."""
-    name = os.path.normpath(str(path))
-    if name in _STREAMS:
-        return _STREAMS[name]
-    for prefix in ("/dev/fd/", "/proc/self/fd/"):
-        if name.startswith(prefix) and name[len(prefix) :].isdecimal():
-            return int(name[len(prefix) :])
+    """The open file descriptor that ``path`` names: ``/dev/fd/N`` or ``/proc/self/fd/N``, or
+    by file identity standard output or error (``/dev/stdout``, a link to it, or the very file
+    the shell redirected it to). Such a path is written through the open stream: opening it anew
+    would truncate a file the shell opened for appending (``>>``), and an atomic replacement
+    would replace the file behind it. None for any other path. Standard input read from a file
+    raises InputError: writing it would replace the article being read."""
+    name = str(path)
+    if name.startswith("/"):
+        name = "/" + os.path.normpath(name).lstrip("/")  # "//dev/fd/3" too
+        for prefix in ("/dev/fd/", "/proc/self/fd/"):
+            if name.startswith(prefix) and name[len(prefix) :].isdecimal():
+                number = int(name[len(prefix) :])
+                if number == 0:
+                    raise InputError(f"cannot write {path}: it is standard input")
+                return number
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    for fd in (1, 2, 0):
+        try:
+            fs = os.fstat(fd)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != (fs.st_dev, fs.st_ino):
+            continue
+        if fd == 0 and stat.S_ISREG(fs.st_mode):
+            raise InputError(
+                f"cannot write {path}: it is standard input, the text being read; choose "
+                "another output file"
+            )
+        if fd != 0:
+            return fd
     return None
+
+
+def _write_stream(stream: TextIO, text: str) -> None:
+    """``text`` in UTF-8, as every output file is, whatever the locale's encoding."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a replaced stream (tests, notebooks): it takes text
+        stream.write(text)
+    else:
+        buffer.write(text.encode("utf-8"))
+        buffer.flush()
+    stream.flush()
 
 
 def _special(path: Path) -> bool:
@@ -120,14 +154,11 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     to_stdout = isinstance(path, str) and path == STDOUT
     path = check_output(path)
     if to_stdout:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_stream(sys.stdout, text)
         return
     fd = _descriptor(path)
     if fd in (1, 2):
-        stream = sys.stdout if fd == 1 else sys.stderr
-        stream.write(text)
-        stream.flush()
+        _write_stream(sys.stdout if fd == 1 else sys.stderr, text)
         return
     if fd is not None:
         try:

@@ -183,16 +183,22 @@ _LOOKS_LIKE_A_HOST = re.compile(
 )
 
 
-def _first_line_title(text: str) -> str | None:
-    """A title guess for plain text: a short first line of one sentence, followed by a blank
-    line (an opening paragraph of two sentences is not a headline)."""
-    from unspin.sentences import split_sentences
+# inside a line: a lower-case word of two letters or more, its end mark, a space and a capital
+_SENTENCE_BREAK = re.compile(r"[a-z]{2,}[.!?][\"\u201d\u2019)]*\s+[\"\u201c\u2018(]*[A-Z]")
+_ENDS = re.compile(r"[.!?][\"\u201d\u2019)]*$")
 
+
+def _first_line_title(text: str) -> str | None:
+    """A title guess for plain text: a short first line followed by a blank line, unless it
+    reads as an opening paragraph: two sentences or more (a word, a full stop, a space, a
+    capital) ending in a full stop ("Leaders would worry. But he did not."; "F.B.I. Raids Trump
+    Office" and "Wrong... Again" stay titles)."""
     text = text.replace("\u2029", "\n\n")  # a paragraph separator
     lines = [line[slice(*blank_trimmed(line))] for line in LINE_BREAK.split(text, maxsplit=2)]
     if len(lines) == 3 and lines[1] == "" and lines[2]:
-        if 0 < len(lines[0]) <= 200 and len(split_sentences(lines[0])) == 1:
-            return lines[0]
+        first = lines[0]
+        if 0 < len(first) <= 200 and not (_SENTENCE_BREAK.search(first) and _ENDS.search(first)):
+            return first
     return None
 
 

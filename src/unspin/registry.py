@@ -63,7 +63,7 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
     """The folder's config after checking that every file and setting inference needs is
     there; an incomplete folder raises ModelError naming what is missing."""
     config = read_config(folder)
-    if "members" in config:
+    if config.get("members"):  # null or [] is no ensemble, as the tagger reads it
         _check_members(folder, config)
         return config
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
@@ -168,7 +168,7 @@ def resolve_model(model: str | Path) -> Path:
             "the model name is empty: pass a shipped model's name (see `unspin models`), "
             "'default', or a model folder's path"
         )
-    if name.strip().lower() == "default":
+    if name == "default" or (name.strip().lower() == "default" and not Path(name).is_dir()):
         defaults = [p for p in models.values() if read_config(p).get("default")]
         if defaults:
             return defaults[0]

@@ -43,9 +43,13 @@ _WORD_BEFORE = re.compile(r"([A-Za-z.]+)$")
 
 def _is_abbreviation(line: str, dot: int) -> bool:
     """Whether the '.' at ``dot`` ends an abbreviation such as 'Mr.' or 'U.S.' or 'J.'."""
-    # the word before the dot; a look at the last 64 characters only (abbreviations are short),
-    # so that a long line with many full stops is not read again for each one
-    m = _WORD_BEFORE.search(line, max(0, dot - 64), dot)
+    # the word before the dot, looked for in the last 64 characters first (abbreviations are
+    # short), so that a long line with many full stops is not read again for each one; only a
+    # run of letters and dots filling all 64 is followed further back
+    lo = max(0, dot - 64)
+    m = _WORD_BEFORE.search(line, lo, dot)
+    if m and m.start() == lo > 0:
+        m = _WORD_BEFORE.search(line, 0, dot)
     if not m:
         return False
     word = m.group(1).lower().strip(".")

@@ -88,9 +88,9 @@ def session_backend(session: Any) -> Backend:
         except Exception as err:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"the network failed on {ids.shape[0]} window(s) of {ids.shape[1]} tokens "
-                f"({type(err).__name__}: {str(err)[:300]}); check max_len and stride in the "
-                "model's config.json (max_len is at most the encoder's positions, 512 for the "
-                "shipped encoders), or reinstall unspin"
+                f"({type(err).__name__}: {str(err)[:300]}); if max_len or stride in the "
+                "model's config.json were edited, check them (max_len is at most the encoder's "
+                "positions, 512 for the shipped encoders); else reinstall unspin"
             ) from None
 
     if _unpadded(session):
@@ -170,7 +170,12 @@ def load_head(path: Path) -> dict[str, np.ndarray]:
             "tc_head.npz again from the training run's onnx folder, or reinstall unspin"
         ) from None
     missing = [k for k in ("w1", "b1", "w2", "b2") if k not in head]
-    if missing or head["w1"].ndim != 2 or head["w2"].ndim != 2:
+    if missing or not (
+        head["w1"].ndim == 2
+        and head["b1"].shape == (head["w1"].shape[0],)
+        and head["w2"].shape == (len(TECHNIQUES), head["w1"].shape[0])
+        and head["b2"].shape == (len(TECHNIQUES),)
+    ):
         raise ModelError(
             f"{path}: not a span classifier (missing or misshapen {', '.join(missing) or 'w1/w2'}"
             "); copy tc_head.npz again from the training run's onnx folder, or reinstall unspin"

@@ -82,8 +82,10 @@ def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
     and slows down on long ones, and a target is at most a few words from its span."""
     out = []
     while end - start > _PIECE:
-        cut = text.rfind(" ", start + 1, start + _PIECE)
-        cut = cut if cut > start else start + _PIECE
+        cut = next(
+            (k for k in range(start + _PIECE - 1, start, -1) if text[k].isspace()),
+            start + _PIECE,  # one word longer than a piece: cut anywhere
+        )
         out.append((start, cut))
         start = cut
     out.append((start, end))

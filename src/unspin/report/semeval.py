@@ -43,8 +43,8 @@ def check_ids(sources: Sequence[str | None]) -> None:
         aid = article_id(source)
         if aid in seen and seen[aid] == (source or "stdin"):
             raise InputError(
-                f"{source} is given twice: in the semeval format its rows would be written "
-                "twice; give each article once"
+                f"{source or 'stdin'} is given twice: in the semeval format its rows would be "
+                "written twice; give each article once"
             )
         if aid in seen:
             raise InputError(
