@@ -96,10 +96,10 @@ def _write_stream(stream: TextIO, text: str) -> None:
     buffer = getattr(stream, "buffer", None)
     if buffer is None:  # a replaced stream (tests, notebooks): it takes text
         stream.write(text)
+        stream.flush()
     else:
         buffer.write(text.encode("utf-8"))
         buffer.flush()
-    stream.flush()
 
 
 def _special(path: Path) -> bool:
@@ -160,16 +160,10 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     if fd in (1, 2):
         _write_stream(sys.stdout if fd == 1 else sys.stderr, text)
         return
-    if fd is not None:
+    if fd is not None or _special(path):  # another open descriptor, a device, a pipe: as is
         try:
-            with open(os.dup(fd), "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        except OSError as err:
-            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
-        return
-    if _special(path):
-        try:
-            with open(path, "w", encoding="utf-8", newline="") as fh:
+            target: int | Path = os.dup(fd) if fd is not None else path
+            with open(target, "w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
         except OSError as err:
             raise InputError(f"cannot write {path}: {err.strerror or err}") from None

@@ -100,7 +100,7 @@ def _check_members(folder: Path, config: dict[str, Any]) -> None:
         sub = member_folder(folder, m)
         if sub == folder.resolve():
             raise ModelError(f"{where}: member {m!r} is the ensemble itself; name another model")
-        if (sub / "config.json").is_file() and "members" in read_config(sub):
+        if (sub / "config.json").is_file() and read_config(sub).get("members"):
             raise ModelError(
                 f"{where}: member {m!r} is an ensemble itself; name its members instead"
             )
