@@ -168,7 +168,9 @@ def resolve_model(model: str | Path) -> Path:
             "the model name is empty: pass a shipped model's name (see `unspin models`), "
             "'default', or a model folder's path"
         )
-    if name == "default" or (name.strip().lower() == "default" and not Path(name).is_dir()):
+    # a name is read as --task and --format are (case and blanks aside); a path as it is
+    folded = name if isinstance(model, os.PathLike) else name.strip().lower()
+    if name == "default" or (folded == "default" and not Path(name).is_dir()):
         defaults = [p for p in models.values() if read_config(p).get("default")]
         if defaults:
             return defaults[0]
@@ -181,8 +183,8 @@ def resolve_model(model: str | Path) -> Path:
     if path.is_dir():
         check_model_folder(path)
         return path
-    if not isinstance(model, os.PathLike) and name.strip().lower() in models:  # --model FAST
-        return models[name.strip().lower()]
+    if folded in models:  # --model FAST
+        return models[folded]
     known = ", ".join(models) or "none"
     if isinstance(model, os.PathLike) or os.sep in name or "/" in name or name.startswith("."):
         what = "is not a folder" if path.exists() else "does not exist"
