@@ -245,3 +245,45 @@ def test_lone_surrogates_are_read_as_replacement_characters() -> None:
 def test_empty_model_name_is_refused() -> None:
     with pytest.raises(ModelError, match="empty"):
         Tagger("")
+
+
+def test_a_flat_joint_calibration_keeps_the_tuned_cut() -> None:
+    """When Platt scaling comes out flat (every span one confidence), the joint cut tuned on
+    raw scores must still apply: a cut in calibrated units would keep all spans or none."""
+    from unspin.spans import Span
+    from unspin.train.loop import calibrate_on
+
+    tagger = Tagger("fast", threads=1)
+    text = (
+        "The corrupt elites will destroy our great nation. Patriots must rise up now, before "
+        "the traitors and their puppets silence every decent citizen. Make our country proud! "
+        "The minister said on Tuesday that the talks would resume next week in Geneva."
+    )
+    tagger.config.update(joint_calibration=None, joint_threshold=0.0)
+    raw = tagger.predict(text)
+    cut = float(np.median([s.score for s in raw]))
+    tagger.config["joint_threshold"] = cut
+    tuned = [(s.start, s.end, s.technique) for s in tagger.predict(text)]
+    assert 0 < len(tuned) < len(raw)
+    tagger.config.update(joint_calibration=[0.0, 0.3], joint_threshold=0.0, joint_raw_threshold=cut)
+    flat = tagger.predict(text)
+    assert [(s.start, s.end, s.technique) for s in flat] == tuned
+    assert {round(s.score, 9) for s in flat} == {round(1 / (1 + np.exp(-0.3)), 9)}
+    # an explicit threshold is in calibrated units, as always: 0.5 keeps every span here
+    assert len(tagger.predict(text, threshold=0.5)) == len(raw)
+
+    class Stub:  # calibrate_on's side: raw scores that rank spans backwards on "val"
+        config: dict = {"joint_threshold": 0.2}
+
+        def _si_spans(self, out: float, thr: object) -> list[Span]:
+            return [Span(0, 10, None, out)]
+
+        def _joint_spans(self, out: float, thr: object) -> list[Span]:
+            return [Span(0, 10, "Doubt", out)]
+
+    raws = np.linspace(0.05, 0.6, 20)
+    gold = {f"a{i}": [(0, 10, "Doubt")] if r < 0.3 else [] for i, r in enumerate(raws)}
+    stub = Stub()
+    calibrate_on(stub, {f"a{i}": float(r) for i, r in enumerate(raws)}, gold)  # type: ignore[arg-type]
+    assert stub.config["joint_calibration"][0] == 0.0
+    assert stub.config["joint_raw_threshold"] == 0.2 and stub.config["joint_threshold"] == 0.0

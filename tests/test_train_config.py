@@ -77,6 +77,16 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
             b'name = "x"\ntask = "reader"\nleft_tokens = 300\nright_tokens = 200\n',
             "= 568 tokens, more than the encoder's 512 positions",
         ),
+        # windows hold max_len - 2 tokens: a longer stride skips tokens
+        (b'name = "x"\nmax_len = 128\n', "stride = 128 (its default) must be at most max_len - 2"),
+        (b'name = "x"\nmax_len = 128\nstride = 64\n', "train_stride = 192 (its default) must"),
+        (b'name = "x"\nmax_len = 600\n', "max_len = 600 must be from 3 to 512"),
+        (b'name = "x"\nmax_train_articles = -1\n', "max_train_articles = -1 must be 0 or more"),
+        (b'name = "x"\nlayers = -2\n', "layers = -2 must be 0 or more"),
+        # keys that would be silently ignored
+        (b'name = "x"\nmembers = ["small"]\nepochs = 9\n', "epochs does nothing for an ens"),
+        (b'name = "x"\nunlabeled_limit = 50\n', "unlabeled_limit only applies with a teacher"),
+        (b'name = "x"\nunlabeled = "ptc:train"\n', "unlabeled only applies with a teacher"),
     ],
 )
 def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str) -> None:

@@ -142,6 +142,7 @@ def tune(
     model's ``joint_tuner`` decides: ``"own_cut"`` (the default) or ``"si_cut"``. ``tc=False``
     leaves the TC task's settings (``tune_tc``) as they are."""
     c = tagger.config
+    c.pop("joint_raw_threshold", None)  # calibrate_on's, for a flat calibration: refitted after
     if joint_cut is None:
         tuner = c.get("joint_tuner", "own_cut")
         if tuner not in JOINT_TUNERS:

@@ -688,8 +688,7 @@ class Tagger:
         second = float(c.get("second_label_ratio", 0.6))
         rep_floor = float(c.get("repetition_floor", 0.0))
         rep = TECHNIQUES.index("Repetition")
-        cal = c.get("joint_calibration")
-        spans: list[Span] = []
+        spans: list[Span] = []  # raw scores (P(span) x P(technique)) until the end
         for (start, end, raw_si), row in zip(si, probs, strict=True):
             order = np.argsort(-row)
             picked = [int(order[0])]
@@ -699,9 +698,15 @@ class Tagger:
             if rep_floor > 0 and rep not in scores and _recurs(out.text, start, end):
                 scores[rep] = max(float(row[rep]), rep_floor)
             for k, p in scores.items():
-                score = float(calibrate(raw_si * p, cal))
-                spans.append(Span(start, end, TECHNIQUES[k], score))
+                spans.append(Span(start, end, TECHNIQUES[k], raw_si * p))
         spans += self._head_spans(out, spans)
+        if threshold is None:  # the tuned cut on the raw score, where calibration is flat
+            raw_cut = float(c.get("joint_raw_threshold") or 0.0)  # (train.loop.calibrate_on)
+            spans = [sp for sp in spans if sp.score >= raw_cut]
+        cal = c.get("joint_calibration")
+        spans = [
+            Span(sp.start, sp.end, sp.technique, float(calibrate(sp.score, cal))) for sp in spans
+        ]
         cut = c.get("joint_threshold", 0.0) if threshold is None else threshold
         spans = [sp for sp in spans if sp.score >= cut]
         return sorted(spans, key=lambda s: (s.start, s.end, s.technique or ""))
@@ -710,13 +715,14 @@ class Tagger:
         """Joint spans read off the per-technique token heads: runs of tokens whose technique
         probability exceeds ``joint_head_threshold`` (off when unset), kept where no span of
         that technique was found already (the SI-cut spans above miss techniques whose tokens
-        the SI head rates low). Score: calibrated(mean P(span) x mean P(technique)), as above."""
+        the SI head rates low). Score: mean P(span) x mean P(technique), raw (``_joint_spans``
+        calibrates it, as the others)."""
         c = self.config
         thr = c.get("joint_head_threshold")
         if thr is None or not len(out.tech):
             return []
         inside = out.si[:, 1] + out.si[:, 2]
-        cal, extra = c.get("joint_calibration"), []
+        extra: list[Span] = []
         for k in np.flatnonzero(out.tech.max(axis=0) > thr):
             runs = runs_to_spans(
                 out.text,
@@ -734,8 +740,9 @@ class Tagger:
                 if c.get("drop_function_words", True) and only_function_words(out.text[start:end]):
                     continue
                 a, b = span_token_range(out.enc, start, end)
-                score = float(calibrate(float(inside[a:b].mean()) * raw_k, cal))
-                extra.append(Span(start, end, TECHNIQUES[int(k)], score))
+                extra.append(
+                    Span(start, end, TECHNIQUES[int(k)], float(inside[a:b].mean()) * raw_k)
+                )
         return extra
 
 

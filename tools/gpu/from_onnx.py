@@ -32,8 +32,8 @@ def recover(onnx_path: Path, tc_head: Path, encoder: str, layers: int | None) ->
     for name, arr in init.items():  # biases, LayerNorms: stored under their parameter names
         if name.startswith("net.") and not name.endswith(("_quantized", "_scale", "_zero_point")):
             state[name[4:]] = torch.from_numpy(arr.astype(np.float32))
-    for name in init:  # int8 embeddings (Gather), per tensor
-        if name.startswith("net.") and name.endswith("weight_quantized"):
+    for name in init:  # int8 embeddings (Gather or QEmbedLayerNormalization), per tensor
+        if name.startswith("net.") and name.endswith(("weight_quantized", "bias_quantized")):
             base = name[: -len("_quantized")]
             q = init[name].astype(np.float32)
             w = (q - init[base + "_zero_point"].astype(np.float32)) * init[base + "_scale"]
@@ -47,6 +47,15 @@ def recover(onnx_path: Path, tc_head: Path, encoder: str, layers: int | None) ->
         w = (q - init[base + "_zero_point"].astype(np.float32)) * init[base + "_scale"]
         module = node.name[len("/net/") : -len("/MatMul_quant")].replace("/", ".")
         state[module + ".weight"] = torch.from_numpy(np.ascontiguousarray(w.T, dtype=np.float32))
+    attention = [n for n in m.graph.node if n.op_type == "Attention"]
+    for layer, node in enumerate(attention):  # fused attention: Q, K, V packed, fp32, (in, 3h)
+        w, b = init[node.input[1]], init[node.input[2]]
+        h = w.shape[0]
+        prefix = f"encoder.encoder.layer.{layer}.attention.self."
+        for k, part in enumerate(("query", "key", "value")):
+            cols = slice(k * h, (k + 1) * h)
+            state[prefix + part + ".weight"] = torch.from_numpy(np.ascontiguousarray(w[:, cols].T))
+            state[prefix + part + ".bias"] = torch.from_numpy(np.ascontiguousarray(b[cols]))
     with np.load(tc_head) as npz:
         for k, p in (
             ("w1", "tc1.weight"),

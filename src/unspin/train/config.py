@@ -98,6 +98,10 @@ POSITIVE = (
 )
 
 
+# counts where 0 means "all" (or, for layers, the encoder's own number)
+NON_NEGATIVE = ("max_train_articles", "max_val_articles", "unlabeled_limit", "layers")
+
+
 def _kind(value: Any) -> str:
     return {bool: "true/false", int: "a whole number", float: "a number", str: "a string"}.get(
         type(value), type(value).__name__
@@ -137,7 +141,7 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             )
         if key in POSITIVE and value <= 0:
             raise InputError(f"config {path}: {key} = {value!r} must be above 0")
-        if key in ("left_tokens", "right_tokens") and value < 0:
+        if key in ("left_tokens", "right_tokens", *NON_NEGATIVE) and value < 0:
             raise InputError(f"config {path}: {key} = {value!r} must be 0 or more")
         if key == "lexical_c" and not 0 <= value < float("inf"):
             raise InputError(
@@ -150,6 +154,7 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             "that run first, e.g. configs/fast.toml before configs/fast-more.toml)"
         )
     _check_task(path, raw)
+    _check_windows(path, raw)
     if "name" not in raw:
         raise InputError(f'config {path}: set at least name = "..." (see configs/ for examples)')
 
@@ -162,6 +167,11 @@ TAGGER_ONLY = (
     *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
 )
 MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
+# what an ensemble's build (unspin.train.ensemble) reads
+ENSEMBLE_READS = (
+    *("name", "task", "members", "member_weights", "threads", "joint_tuner"),
+    "max_val_articles",
+)
 
 
 def _check_task(path: Path, raw: dict[str, Any]) -> None:
@@ -174,6 +184,24 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
                 f"{'only applies' if len(unused) == 1 else 'only apply'} to a span reader "
                 '(task = "reader"); remove them from a tagger\'s config'
             )
+        if raw.get("members"):
+            unused = [k for k in raw if k not in ENSEMBLE_READS]
+            if unused:
+                raise InputError(
+                    f"config {path}: {', '.join(unused)} "
+                    f"{'does' if len(unused) == 1 else 'do'} nothing for an ensemble (members = "
+                    f"[...]: no training, only decoding tuned on val); it reads "
+                    f"{', '.join(ENSEMBLE_READS)}"
+                )
+        elif not raw.get("teacher"):
+            unused = [k for k in raw if k in ("unlabeled", "unlabeled_limit")]
+            if unused:
+                raise InputError(
+                    f"config {path}: {', '.join(unused)} only "
+                    f"{'applies' if len(unused) == 1 else 'apply'} with a teacher (the articles "
+                    'it labels); set teacher = "runs/base6/onnx" (or a shipped model\'s name) '
+                    "or remove them"
+                )
         return
     unused = [k for k in raw if k in TAGGER_ONLY]
     if unused:
@@ -207,6 +235,29 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
             f"config {path}: left_tokens + span_tokens + right_tokens + 4 markers = {length} "
             f"tokens, more than the encoder's {MAX_POSITIONS} positions; lower them"
         )
+
+
+def _check_windows(path: Path, raw: dict[str, Any]) -> None:
+    """A tagger's windows hold ``max_len`` - 2 tokens (with [CLS] and [SEP]); a stride past
+    that skips tokens (training on gaps, or a model folder that will not load), and the
+    encoders have 512 positions. Ensemble and reader keys are checked elsewhere."""
+    if raw.get("task", "tagger") == "reader" or raw.get("members"):
+        return
+    max_len = int(raw.get("max_len", DEFAULTS["max_len"]))
+    if not 3 <= max_len <= MAX_POSITIONS:
+        raise InputError(
+            f"config {path}: max_len = {max_len} must be from 3 to {MAX_POSITIONS} (the "
+            "encoder's positions)"
+        )
+    for key in ("stride", "train_stride"):
+        stride = int(raw.get(key, DEFAULTS[key]))
+        if stride > max_len - 2:
+            where = "" if key in raw else " (its default)"
+            raise InputError(
+                f"config {path}: {key} = {stride}{where} must be at most max_len - 2 = "
+                f"{max_len - 2}, or windows skip tokens; set {key} = {max(1, (max_len - 2) // 2)} "
+                "for half-overlapping windows"
+            )
 
 
 def tomllib_repr(value: Any) -> str:

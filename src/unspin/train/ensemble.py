@@ -26,11 +26,14 @@ def build_ensemble(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
         "split_sentences": True,
         "members": list(cfg["members"]),
         **({"member_weights": list(cfg["member_weights"])} if cfg.get("member_weights") else {}),
+        "joint_tuner": cfg["joint_tuner"],
         "encoder": members[0].config.get("encoder"),
         "techniques": members[0].config.get("techniques"),
     }
     tagger = Tagger.ensemble(config, members)
     val_ids = load_split(corpus, "val")
+    if cfg["max_val_articles"]:
+        val_ids = val_ids[: cfg["max_val_articles"]]
     texts, gold = _load(corpus, val_ids)
     t0 = time.time()
     outs = {aid: tagger.outputs(t) for aid, t in texts.items()}

@@ -198,6 +198,7 @@ def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
     table (each half calibrated on the other) so the reported error is not fitted on itself."""
     c = tagger.config
     c["si_calibration"] = c["joint_calibration"] = None
+    c.pop("joint_raw_threshold", None)
     raw_jt = c.get("joint_threshold", 0.0)
     report: dict[str, Any] = {}
     for kind in ("si", "joint"):
@@ -232,9 +233,13 @@ def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
     if c.get("joint_calibration"):
         a, b = c["joint_calibration"]
         p = min(max(raw_jt, 1e-6), 1 - 1e-6)
-        c["joint_threshold"] = (
-            float(1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))) if raw_jt else 0.0
-        )
+        if a > 0 or not raw_jt:  # the map is monotone: the tuned cut, in calibrated units
+            c["joint_threshold"] = (
+                float(1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))) if raw_jt else 0.0
+            )
+        else:  # a flat fit gives every span one score, which a cut would keep all or none of:
+            # the tuned cut stays on the raw score (Tagger._joint_spans applies it)
+            c["joint_raw_threshold"], c["joint_threshold"] = raw_jt, 0.0
     return report
 
 
