@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from unspin.errors import exit_on_error
+
 
 def best_ms(run: Callable[[np.ndarray], object], batch: int, rounds: int = 3) -> float:
     rng = np.random.default_rng(0)
@@ -86,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

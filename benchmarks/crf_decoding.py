@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
 from unspin.decode import runs_to_spans
+from unspin.errors import exit_on_error
 from unspin.evaluate import _labels
 from unspin.scorer import score
 from unspin.tagger import ArticleOutputs, Tagger
@@ -150,7 +151,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     ids = load_split(corpus, "val")
     texts, gold = load_texts_and_gold(corpus, ids)
     tagger = Tagger(args.model, threads=2)
@@ -210,4 +211,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unspin.errors import exit_on_error
+
 
 def dequantized(src: Path, dst: Path) -> int:
     """Write ``src`` with fp32 MatMuls on dequantized weights and the erf GELU to ``dst``;
@@ -86,11 +88,11 @@ def main() -> None:
     args = ap.parse_args()
     import onnxruntime as ort
 
-    from unspin.corpus import default_corpus_dir, load_split
+    from unspin.corpus import find_corpus, load_split
     from unspin.registry import resolve_model
 
     ort.set_default_logger_severity(3)
-    corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     ids = load_split(corpus, "val")
     texts = []
     for i in ids:
@@ -132,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

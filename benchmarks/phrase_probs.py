@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from unspin.decode import span_token_range
+from unspin.errors import exit_on_error
 from unspin.tagger import Tagger
 
 
@@ -48,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

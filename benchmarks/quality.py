@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import evaluate, reliability, span_correct, val_scores
 from unspin.tagger import Tagger
 from unspin.techniques import TECHNIQUES
@@ -37,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.write_config and (args.split != "val" or args.stride):
         ap.error("--write-config records val scores at the model's own stride only")
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     ids = load_split(corpus, args.split)
     texts, gold = load_texts_and_gold(corpus, ids)
     tagger = Tagger(args.model, threads=args.threads)
@@ -85,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

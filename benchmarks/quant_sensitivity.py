@@ -21,6 +21,8 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from unspin.errors import exit_on_error
+
 
 def run(path: str, cls_id: int, sep_id: int) -> list[np.ndarray]:
     opts = ort.SessionOptions()
@@ -81,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -16,7 +16,8 @@ import collections
 import re
 from pathlib import Path
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import _labels
 from unspin.scorer import score
 from unspin.spans import Span
@@ -86,7 +87,7 @@ def main() -> None:
     ap.add_argument("--model", default="small")
     ap.add_argument("--corpus", type=Path, default=None)
     args = ap.parse_args()
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     gold_stats(*load_texts_and_gold(corpus, load_split(corpus, "train")))
     ids = load_split(corpus, "val")
     texts, gold = load_texts_and_gold(corpus, ids)
@@ -111,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from unspin.errors import exit_on_error
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -226,4 +228,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

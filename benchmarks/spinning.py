@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from unspin.errors import exit_on_error
+
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import sys, time
@@ -50,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import evaluate, tune
 from unspin.tagger import ArticleOutputs, Tagger
 
@@ -26,7 +27,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     ids = load_split(corpus, "val")
     texts, gold = load_texts_and_gold(corpus, ids)
     names = list(dict.fromkeys([args.base, *(m for c in args.combo for m in c.split(","))]))
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

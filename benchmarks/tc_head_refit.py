@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import evaluate
 from unspin.tagger import Tagger, span_vector
 from unspin.techniques import TECHNIQUES
@@ -34,7 +35,7 @@ def main() -> None:
     from torch import nn
 
     torch.set_num_threads(2)
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     tagger = Tagger(args.model, threads=2)
     t0 = time.time()
     tr_texts, tr_gold = load_texts_and_gold(corpus, load_split(corpus, "train"))
@@ -107,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import LEXICAL_WEIGHTS, READER_WEIGHTS, tc_f1
 from unspin.scorer import score
 from unspin.tagger import Tagger
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--refit", type=float, default=0.0, metavar="C")
     args = ap.parse_args()
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     tagger = Tagger(args.model, threads=2)
     if args.refit:
         from unspin.train.lexical import fit_lexical
@@ -129,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

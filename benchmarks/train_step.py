@@ -14,6 +14,8 @@ import argparse
 import os
 import time
 
+from unspin.errors import exit_on_error
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -74,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unspin.corpus import default_corpus_dir, load_split, load_texts_and_gold
+from unspin.corpus import find_corpus, load_split, load_texts_and_gold
+from unspin.errors import exit_on_error
 from unspin.evaluate import evaluate, tc_f1, tc_rows, tune, tune_tc
 from unspin.tagger import Tagger
 
@@ -96,7 +97,7 @@ def main() -> None:
         "--no-reader", action="store_true", help="tune the TC settings without the span reader"
     )
     args = ap.parse_args()
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     ids = load_split(corpus, "val")
     texts, gold = load_texts_and_gold(corpus, ids)
     tagger = Tagger(args.model, threads=args.threads)
@@ -151,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

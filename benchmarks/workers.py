@@ -15,6 +15,7 @@ import pstats
 import time
 from pathlib import Path
 
+from unspin.errors import exit_on_error
 from unspin.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -187,6 +187,8 @@ def test_joint_head_spans_add_techniques_the_si_cut_missed() -> None:
     for s, e, t in extra:  # only where that technique was not found already
         assert not any(t == bt and s < be and bs < e for bs, be, bt in before)
         assert 0 < after[(s, e, t)] < 1 and text[s:e].strip() == text[s:e]
+    # one technique per stretch (at 0.05 many heads pass on the same words)
+    assert len({(s, e) for s, e, _ in extra}) == len(extra)
 
 
 def test_model_and_title_mistakes_get_clear_errors(tmp_path: Path) -> None:
@@ -287,3 +289,26 @@ def test_a_flat_joint_calibration_keeps_the_tuned_cut() -> None:
     calibrate_on(stub, {f"a{i}": float(r) for i, r in enumerate(raws)}, gold)  # type: ignore[arg-type]
     assert stub.config["joint_calibration"][0] == 0.0
     assert stub.config["joint_raw_threshold"] == 0.2 and stub.config["joint_threshold"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["fast", "small"])
+def test_repetition_only_labels_text_that_recurs(name: str) -> None:
+    """Repetition means the phrase recurs in the article: a joint span whose text occurs once
+    gets another technique (or none), never Repetition."""
+    from unspin.decode import occurrences
+
+    tagger = Tagger(name, threads=1)
+    texts = [
+        "The corrupt elites want you to fear. Make America great again!",
+        "Title\n\nThe corrupt traitors lie.\nOur great nation wins.\n",
+        "Never again. Never again will the traitors win. Never again will they lie to us, "
+        "because the traitors always lie and our great nation will never forget.",
+    ]
+    seen = 0
+    for text in texts:
+        for sp in tagger.predict(text, threshold=0.0):
+            if sp.technique == "Repetition":
+                assert occurrences(text, sp.start, sp.end) >= 2, text[sp.start : sp.end]
+                seen += 1
+    if name == "fast":
+        assert seen  # the rule leaves Repetition where the text does recur

@@ -68,6 +68,22 @@ def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:
     assert articles == {"11": TEXT, "22": "\ufeffshort"}
 
 
+@pytest.mark.parametrize("name", ["Article5.txt", "article5.TXT", "article 5.txt"])
+def test_read_articles_refuses_a_name_meant_as_an_article(tmp_path: Path, name: str) -> None:
+    # it used to be skipped in silence: a missing article in the output, and exit code 0
+    write(tmp_path / "article11.txt", TEXT)
+    write(tmp_path / name, TEXT)
+    with pytest.raises(CorpusError, match=r"named exactly article<ID>\.txt"):
+        read_articles(tmp_path)
+
+
+def test_read_articles_refuses_a_broken_link(tmp_path: Path) -> None:
+    write(tmp_path / "article11.txt", TEXT)
+    (tmp_path / "article12.txt").symlink_to(tmp_path / "gone.txt")
+    with pytest.raises(CorpusError, match="article12.txt: a link to a file that does not exist"):
+        read_articles(tmp_path)
+
+
 def test_read_articles_refuses_an_article_over_the_size_cap(tmp_path: Path) -> None:
     (tmp_path / "article1.txt").write_text("a" * 100, encoding="utf-8")
     (tmp_path / "article2.txt").write_bytes(b"b" * (3 * 2**20))

@@ -317,6 +317,21 @@ def test_unreachable_url_is_clear() -> None:
         read_url("http://127.0.0.1:9/article", timeout=2)
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://a b.com/", "control characters"),
+        ("http://example.invalid:x/", "nonnumeric port"),
+    ],
+)
+def test_malformed_urls_are_named(url: str, why: str) -> None:
+    # refused before any connection is tried (these used to end in a traceback)
+    with pytest.raises(InputError, match=r"not a valid web address") as err:
+        read_url(url, timeout=2)
+    assert why in str(err.value)
+
+
 def test_other_schemes_refused() -> None:
     with pytest.raises(InputError, match="only http"):
         load("ftp://example.invalid/a.txt")

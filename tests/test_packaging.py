@@ -36,3 +36,13 @@ def test_build_starts_from_an_empty_build_lib(tmp_path: Path) -> None:
     assert not (stale / "removed_module.py").exists()
     assert (stale / "models" / "small" / "model.onnx").is_file()  # what the checkout has
     assert (stale / "cli.py").is_file()
+
+
+def test_python_dash_m_unspin_is_the_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "unspin", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    commands = [line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines()[1:]]
+    assert commands[:2] == ["analyze", "predict"]  # the main job first
+    assert sorted(commands) == ["analyze", "models", "predict", "score", "train"]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unspin.errors import exit_on_error
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
@@ -57,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

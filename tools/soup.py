@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from unspin.corpus import default_corpus_dir
+from unspin.corpus import find_corpus
+from unspin.errors import exit_on_error
 from unspin.train.loop import finalize
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--corpus", type=Path, default=None)
     args = ap.parse_args()
-    corpus = args.corpus or default_corpus_dir()
+    corpus = find_corpus(args.corpus)
     if corpus is None:
         raise SystemExit("no corpus: pass --corpus PATH (the PTC folder)")
     states = [torch.load(r / "network.pt", map_location="cpu") for r in args.runs]
@@ -54,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

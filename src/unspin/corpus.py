@@ -38,6 +38,7 @@ __all__ = [
     "write_labels",
     "load_split",
     "default_corpus_dir",
+    "find_corpus",
     "gold_labels",
     "load_texts_and_gold",
 ]
@@ -49,6 +50,8 @@ ENV_CORPUS_DIR = "UNSPIN_PTC_DIR"
 UNKNOWN_TECHNIQUE = "?"
 
 _ARTICLE_FILE = re.compile(r"^article(?P<id>[^\s/\\]+)\.txt$")
+# a name that was probably meant as one (Article5.txt, article5.TXT): refused, not skipped
+_NEAR_ARTICLE_FILE = re.compile(r"^article.+\.txt$", re.IGNORECASE)
 _TECHNIQUE_SET = frozenset(TECHNIQUES)
 
 
@@ -127,6 +130,13 @@ def read_articles(
     articles: dict[str, str] = {}
     for path in sorted(folder.iterdir()):
         match = _ARTICLE_FILE.match(path.name)
+        if not match and _NEAR_ARTICLE_FILE.match(path.name) and not path.is_dir():
+            raise CorpusError(
+                f"{path}: not read, as article files are named exactly article<ID>.txt (lower "
+                "case, no spaces); rename it or move it out of the folder"
+            )
+        if match and path.is_symlink() and not path.exists():
+            raise CorpusError(f"{path}: a link to a file that does not exist; fix or remove it")
         if match and path.is_file():
             try:
                 path.name.encode("utf-8")
@@ -375,6 +385,24 @@ def default_corpus_dir() -> Path | None:
         if candidate.is_dir():
             return candidate.resolve()
     return None
+
+
+def find_corpus(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` when given, else ``default_corpus_dir()``; a ``CorpusError`` that says what to
+    pass when there is none or it is not a folder."""
+    if path is None:
+        found = default_corpus_dir()
+        if found is None:
+            raise CorpusError(
+                "no PTC corpus found: pass --corpus PATH/TO/ptc (the folder with "
+                f"train-articles/ and splits/) or set {ENV_CORPUS_DIR}"
+            )
+        return found
+    if not Path(path).is_dir():
+        raise CorpusError(
+            f"{path}: no such folder; pass the PTC corpus folder (e.g. ../shared/data/ptc)"
+        )
+    return Path(path)
 
 
 def gold_labels(corpus_dir: str | os.PathLike[str], ids: Iterable[str], task: Task) -> list[Label]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["UnspinError", "CorpusError", "ModelError", "InputError"]
+import sys
+from collections.abc import Callable
+
+__all__ = ["UnspinError", "CorpusError", "ModelError", "InputError", "exit_on_error"]
 
 
 class UnspinError(Exception):
@@ -22,3 +25,13 @@ class ModelError(UnspinError):
 
 class InputError(UnspinError):
     """User input (a file, URL, text) cannot be analysed."""
+
+
+def exit_on_error(main: Callable[[], object]) -> None:
+    """Run a script's ``main``; an ``UnspinError`` ends it with one ``Error:`` line on stderr
+    and exit code 1, as the CLI does (benchmarks/ and tools/ use it)."""
+    try:
+        main()
+    except UnspinError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -18,6 +18,7 @@ before any output is written. The text returned is what every offset in every re
 from __future__ import annotations
 
 import codecs
+import http.client
 import json
 import os
 import re
@@ -319,9 +320,13 @@ def read_stdin(stream: BinaryIO | None = None, *, max_bytes: int = MAX_BYTES) ->
 
 def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYTES) -> Document:
     """Download a page (with a timeout and a size cap) and extract its article."""
-    request = urllib.request.Request(
-        url, headers={"User-Agent": "unspin (+article analysis)", "Accept": "text/html,*/*"}
-    )
+    bad_address = f"{url}: not a valid web address"
+    try:
+        request = urllib.request.Request(
+            url, headers={"User-Agent": "unspin (+article analysis)", "Accept": "text/html,*/*"}
+        )
+    except ValueError as err:  # "http://[::1" and the like
+        raise InputError(f"{bad_address} ({err})") from None
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             length = response.headers.get("Content-Length")
@@ -330,6 +335,8 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
             data = read_bytes(response, url, max_bytes=max_bytes)
             ctype = (response.headers.get("Content-Type") or "").lower()
             final_url = response.geturl() or url
+    except http.client.InvalidURL as err:  # a space in the host, a port that is no number
+        raise InputError(f"{bad_address} ({err})") from None
     except urllib.error.HTTPError as err:
         raise InputError(f"{url}: the server answered HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
@@ -340,8 +347,10 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
         ) from None
     except TimeoutError:
         raise InputError(f"{url}: no answer within {timeout:g} s; try again later") from None
-    except OSError as err:
-        raise InputError(f"{url}: cannot fetch ({err})") from None
+    except (OSError, http.client.HTTPException) as err:  # a dropped connection, a bad answer
+        raise InputError(f"{url}: cannot fetch ({err or type(err).__name__})") from None
+    except ValueError as err:  # the address, parsed further down (urllib's own checks)
+        raise InputError(f"{bad_address} ({err})") from None
     if "html" in ctype:
         html: bool | None = True
     elif ctype.startswith("text/plain"):

@@ -175,7 +175,8 @@ def find_entities(
             status = "unavailable"
             note = (
                 f"targets need spaCy and its English model ({type(err).__name__}: {err}); "
-                "install them with: pip install 'unspin[spacy]'"
+                "install them with: pip install 'unspin[spacy]' (from a checkout: pip install "
+                "'.[spacy]')"
             )
             found = []
         for e in found:
