@@ -34,6 +34,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# the --model option of analyze and predict
+ModelName = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="A model from `unspin models` (default: the one marked default there).",
+        metavar="NAME",
+    ),
+]
+
+
 @app.callback()
 def _root(
     version: Annotated[
@@ -92,14 +103,7 @@ def analyze(
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours in terminal output (or NO_COLOR=1).")
     ] = False,
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="A model from `unspin models` (default: the one marked default there).",
-            metavar="NAME",
-        ),
-    ] = "default",
+    model: ModelName = "default",
 ) -> None:
     """Show how articles try to persuade: techniques, where, how sure, aimed at whom.
 
@@ -167,14 +171,7 @@ def predict(
         Path | None,
         typer.Option("--template", help="TC only: rows to label (technique '?').", metavar="FILE"),
     ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="A model from `unspin models` (default: the one marked default there).",
-            metavar="NAME",
-        ),
-    ] = "default",
+    model: ModelName = "default",
     threshold: Annotated[
         float | None,
         typer.Option(
