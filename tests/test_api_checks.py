@@ -291,13 +291,12 @@ def test_a_flat_joint_calibration_keeps_the_tuned_cut() -> None:
     assert stub.config["joint_raw_threshold"] == 0.2 and stub.config["joint_threshold"] == 0.0
 
 
-@pytest.mark.parametrize("name", ["fast", "small"])
-def test_repetition_only_labels_text_that_recurs(name: str) -> None:
+def test_repetition_only_labels_text_that_recurs() -> None:
     """Repetition means the phrase recurs in the article: a joint span whose text occurs once
     gets another technique (or none), never Repetition."""
     from unspin.decode import occurrences
 
-    tagger = Tagger(name, threads=1)
+    tagger = Tagger("fast", threads=1)
     texts = [
         "The corrupt elites want you to fear. Make America great again!",
         "Title\n\nThe corrupt traitors lie.\nOur great nation wins.\n",
@@ -310,5 +309,39 @@ def test_repetition_only_labels_text_that_recurs(name: str) -> None:
             if sp.technique == "Repetition":
                 assert occurrences(text, sp.start, sp.end) >= 2, text[sp.start : sp.end]
                 seen += 1
-    if name == "fast":
-        assert seen  # the rule leaves Repetition where the text does recur
+    assert seen  # the rule leaves Repetition where the text does recur
+
+
+def test_head_spans_keep_the_surest_technique_of_a_stretch() -> None:
+    from unspin.techniques import TECHNIQUES
+
+    tagger = Tagger("fast", threads=1)
+    text = "Officials met on Tuesday. The corrupt traitors lied again. The talks went on."
+    out = tagger.outputs(text)
+    out.tech = np.zeros_like(out.tech)
+    a = text.index("traitors")
+    word = [i for i, (s, e) in enumerate(out.enc.offsets) if a <= s and e <= a + 8]
+    assert word
+    flag, doubt = TECHNIQUES.index("Flag-Waving"), TECHNIQUES.index("Doubt")
+    out.tech[word, doubt] = 0.7
+    out.tech[word, flag] = 0.9  # both pass 0.5 on the same word: the surer one stays
+    tagger.config["joint_head_threshold"] = 0.5
+    spans = tagger._head_spans(out, [])
+    assert [(text[sp.start : sp.end], sp.technique) for sp in spans] == [
+        ("traitors", "Flag-Waving")
+    ]
+    out.tech[word, doubt] = 0.95
+    assert [sp.technique for sp in tagger._head_spans(out, [])] == ["Doubt"]
+
+
+def test_an_ensemble_joint_call_leaves_its_members_span_reader() -> None:
+    """The joint task reads no span reader; it must not unset the members' (a TC call on
+    another thread may be using it)."""
+    members = [Tagger("fast", threads=1), Tagger("fast", threads=1)]
+    ens = Tagger.ensemble(
+        {**members[0].config, "name": "ens", "members": ["fast", "fast"]}, members
+    )
+    before = [m._reader for m in members]
+    assert all(r is not None for r in before)
+    ens.predict("The corrupt traitors lied again. Our great nation will win.")
+    assert [m._reader for m in members] == before

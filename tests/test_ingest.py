@@ -355,6 +355,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/missing":
             self.send_error(404, "Not Found")
             return
+        if self.path == "/moved":  # a redirect to an address urllib cannot parse
+            self.send_response(302)
+            self.send_header("Location", "http://[::1")
+            self.end_headers()
+            return
+        if self.path not in ("/article", "/big", "/latin1.txt", "/undeclared.txt", "/caf%C3%A9"):
+            self.send_error(404, "Not Found")
+            return
         if self.path in ("/latin1.txt", "/undeclared.txt"):
             body = "Café owners said the rent had doubled.\n".encode("latin-1")
             charset = "; charset=iso-8859-1" if self.path == "/latin1.txt" else ""
@@ -392,6 +400,12 @@ def test_url_fetch(server: str) -> None:
     assert doc.title == "Local page"
     assert "takfiri terrorists" in doc.text
     assert doc.source == f"{server}/article"
+
+
+def test_url_as_copied_from_a_browser_and_a_bad_redirect(server: str) -> None:
+    assert "takfiri terrorists" in load(f"{server}/café").text  # sent percent-encoded
+    with pytest.raises(InputError, match="or the server redirected to one .Invalid IPv6"):
+        load(f"{server}/moved")
 
 
 def test_url_in_the_charset_its_server_declares(server: str) -> None:

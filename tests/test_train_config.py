@@ -100,6 +100,13 @@ def test_broken_configs_are_refused(tmp_path: Path, content: bytes, message: str
     assert "Traceback" not in result.output
 
 
+def test_teacher_keys_left_at_their_defaults_are_fine(tmp_path: Path) -> None:
+    # configs/small.toml without its teacher (tools/gpu/students.py's PTC-only run)
+    path = tmp_path / "ok.toml"
+    path.write_text('name = "x"\nteacher = ""\nunlabeled_limit = 0\nunlabeled = ""\n')
+    assert load_config(path)["unlabeled_limit"] == 0
+
+
 def test_numbers_may_be_written_as_whole_numbers(tmp_path: Path) -> None:
     path = tmp_path / "ok.toml"
     path.write_text('name = "x"\nlr = 1\nmax_minutes = 5\n', encoding="utf-8")

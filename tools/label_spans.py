@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unspin.errors import exit_on_error
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from unspin.errors import exit_on_error  # noqa: E402
 
 
 def main() -> None:

@@ -30,8 +30,6 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None)
     args = ap.parse_args()
     corpus = find_corpus(args.corpus)
-    if corpus is None:
-        raise SystemExit("no corpus: pass --corpus PATH (the PTC folder)")
     states = [torch.load(r / "network.pt", map_location="cpu") for r in args.runs]
     first = states[0]
     for run, state in zip(args.runs[1:], states[1:], strict=True):

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,15 +319,40 @@ def read_stdin(stream: BinaryIO | None = None, *, max_bytes: int = MAX_BYTES) ->
     return _document(data, "<stdin>", html=None)
 
 
+def _ascii_url(url: str) -> str:
+    """A web address as copied from a browser (``/café``, ``bücher.de``) in the ASCII form
+    HTTP needs: the host in IDNA, the rest percent-encoded (what is encoded already stays)."""
+    if url.isascii():
+        return url
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    host = parts.hostname or ""
+    if host and not host.isascii():
+        netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
+    safe = "/:@!$&'()*+,;=~%"
+    return urllib.parse.urlunsplit(
+        (
+            parts.scheme,
+            urllib.parse.quote(netloc, safe=safe + "[]"),
+            urllib.parse.quote(parts.path, safe=safe),
+            urllib.parse.quote(parts.query, safe=safe + "?"),
+            urllib.parse.quote(parts.fragment, safe=safe + "?"),
+        )
+    )
+
+
 def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYTES) -> Document:
     """Download a page (with a timeout and a size cap) and extract its article."""
     bad_address = f"{url}: not a valid web address"
     try:
         request = urllib.request.Request(
-            url, headers={"User-Agent": "unspin (+article analysis)", "Accept": "text/html,*/*"}
+            _ascii_url(url),
+            headers={"User-Agent": "unspin (+article analysis)", "Accept": "text/html,*/*"},
         )
     except ValueError as err:  # "http://[::1" and the like
         raise InputError(f"{bad_address} ({err})") from None
+    # past this point the address parsed: a bad one is the user's or a redirect's
+    bad_address += ", or the server redirected to one"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             length = response.headers.get("Content-Length")
@@ -348,8 +374,8 @@ def read_url(url: str, *, timeout: float = URL_TIMEOUT, max_bytes: int = MAX_BYT
     except TimeoutError:
         raise InputError(f"{url}: no answer within {timeout:g} s; try again later") from None
     except (OSError, http.client.HTTPException) as err:  # a dropped connection, a bad answer
-        raise InputError(f"{url}: cannot fetch ({err or type(err).__name__})") from None
-    except ValueError as err:  # the address, parsed further down (urllib's own checks)
+        raise InputError(f"{url}: cannot fetch ({str(err) or type(err).__name__})") from None
+    except ValueError as err:  # an address urllib refused further down (a redirect's, too)
         raise InputError(f"{bad_address} ({err})") from None
     if "html" in ctype:
         html: bool | None = True

@@ -1,8 +1,7 @@
 """GPU machine script: fine-tune MPNet span readers (the TC task's reader, configs/reader.toml
 with encoder = "mpnet") on PTC train, keep the best by val TC F1, and send its weights back
-small enough for one call (64 MiB): each large encoder matrix as its change from the NF4
-starting weights, int4 with a scale per group of 32; the word embeddings only for the token
-rows the corpus uses; everything else fp16. ``tools/gpu/unpack_reader.py`` rebuilds it here.
+small enough for one call (64 MiB): int4 changes from the NF4 starting weights
+(``pack4.py``). ``tools/gpu/unpack_reader.py`` rebuilds it here.
 
 Reads the carry folder made by ``tools/gpu/prepare.py teacher`` (MPNet packed as NF4, the PTC
 corpus). Env: CARRY (default .devcarry2), OUT, DEV (cuda|cpu), TINY=1 (rehearse on CPU), WORK,
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from common import Log, run_main, setup_mpnet
+from pack4 import pack, unpack_state, write_parts
 
 T0 = time.time()
 OUT = Path(os.environ.get("OUT", "/tmp/devout5"))
@@ -39,85 +39,12 @@ RUNS = {
     "m2e5": {"lr": 2e-5, "epochs": 5, "seed": 21},
     "m5e5": {"lr": 5e-5, "epochs": 3, "seed": 7},
 }
-GROUP = 32
-PART = 15 * 2**20
 
 
 def setup() -> Path:
     enc = setup_mpnet(C, W)
     log("setup done")
     return enc
-
-
-def q4(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int4 (-7..7) with an fp16 scale per group of GROUP, two values a byte."""
-    x = d.reshape(-1, GROUP)
-    s = (np.abs(x).max(1, keepdims=True) / 7.0).astype(np.float16)
-    s[s == 0] = 1.0
-    q = np.clip(np.round(x / s.astype(np.float32)), -7, 7).astype(np.int8) + 8
-    q = q.reshape(-1).astype(np.uint8)
-    return (q[0::2] | (q[1::2] << 4)).astype(np.uint8), s.reshape(-1)
-
-
-def dq4(q: np.ndarray, s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    idx = np.empty(q.size * 2, dtype=np.int8)
-    idx[0::2], idx[1::2] = (q & 15).astype(np.int8) - 8, (q >> 4).astype(np.int8) - 8
-    x = idx.astype(np.float32).reshape(-1, GROUP) * s.astype(np.float32)[:, None]
-    return x.reshape(shape)
-
-
-def pack(state: dict, start: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """``state`` (the trained reader) as changes from ``start`` (its encoder's starting weights);
-    ``rows``: the token ids whose word-embedding rows are sent (the others keep the start's)."""
-    out: dict[str, np.ndarray] = {}
-    for k, v in state.items():
-        a = v.detach().float().cpu().numpy()
-        if k in start and a.ndim == 2 and a.size >= 65536 and a.size % GROUP == 0:
-            d = a - start[k].float().numpy()
-            if k.endswith("word_embeddings.weight"):
-                out[f"rows::{k}"] = rows.astype(np.int32)
-                d = d[rows]
-            out[f"q4::{k}"], out[f"s4::{k}"] = q4(d)
-            out[f"shape::{k}"] = np.array(d.shape, dtype=np.int64)
-        elif v.is_floating_point():
-            out[f"f16::{k}"] = a.astype(np.float16)
-        else:
-            out[f"raw::{k}"] = v.cpu().numpy()
-    return out
-
-
-def unpack_state(arrays: dict[str, np.ndarray], start: dict) -> dict:
-    """The inverse of ``pack`` (``start``: the same starting weights)."""
-    import torch
-
-    state = {}
-    for key, a in arrays.items():
-        kind, k = key.split("::", 1)
-        if kind == "q4":
-            d = dq4(a, arrays[f"s4::{k}"], tuple(arrays[f"shape::{k}"]))
-            w = start[k].float().clone()
-            if f"rows::{k}" in arrays:
-                w[torch.from_numpy(arrays[f"rows::{k}"].astype(np.int64))] += torch.from_numpy(d)
-            else:
-                w += torch.from_numpy(d)
-            state[k] = w
-        elif kind == "f16":
-            state[k] = torch.from_numpy(a.astype(np.float32))
-        elif kind == "raw":
-            state[k] = torch.from_numpy(a)
-    return state
-
-
-def write_parts(arrays: dict[str, np.ndarray], stem: str) -> list[str]:
-    tmp = W / f"{stem}.npz"
-    np.savez(tmp, **arrays)
-    data = tmp.read_bytes()
-    names = []
-    for i in range(0, len(data), PART):
-        name = f"{stem}.part{i // PART}"
-        (OUT / name).write_bytes(data[i : i + PART])
-        names.append(name)
-    return names
 
 
 def main() -> int:
@@ -177,7 +104,7 @@ def main() -> int:
     )
     log(f"best {name}: val TC {best[0]:.4f}; rebuilt from the int4 pack {f1_back:.4f}")
     report.update(best=name, f1_rebuilt=f1_back, config=extra["config"], rows=len(used))
-    report["parts"] = write_parts(arrays, f"reader-{name}")
+    report["parts"] = write_parts(arrays, f"reader-{name}", W, OUT)
     (OUT / "report.json").write_text(json.dumps(report, indent=1, default=str))
     log(f"sent {report['parts']} ({time.time() - T0:.0f} s)")
     return 0

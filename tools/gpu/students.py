@@ -84,17 +84,18 @@ def toml_line(k: str, v: object) -> str:
 def write_cfg(name: str, base: str, **over: object) -> Path:
     with open(ROOT / "configs" / base, "rb") as f:
         cfg = tomllib.load(f)
-    cfg.update(
-        name=name,
-        device=DEV,
-        threads=2,
-        unlabeled=str(W / "unlabeled-news"),
-    )
+    cfg.update(name=name, device=DEV, threads=2)
     if cfg.get("teacher"):
         cfg["teacher"] = str(W / "teacher")
     cfg.update(over)
+    if cfg.get("teacher"):  # what the teacher labels (a run without one reads PTC only)
+        cfg["unlabeled"] = str(W / "unlabeled-news")
+        if TINY:
+            cfg["unlabeled_limit"] = 3
+    else:
+        cfg.pop("unlabeled_limit", None)
     if TINY:
-        cfg.update(max_train_articles=2, max_val_articles=3, epochs=1, unlabeled_limit=3)
+        cfg.update(max_train_articles=2, max_val_articles=3, epochs=1)
     (W / "cfg").mkdir(exist_ok=True)
     p = W / "cfg" / f"{name}.toml"
     p.write_text("\n".join(toml_line(k, v) for k, v in cfg.items()) + "\n")

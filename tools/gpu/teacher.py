@@ -6,6 +6,11 @@ machine takes 64 MiB per call; the corpus). Env: CARRY (default .devcarry2), OUT
 (cuda|cpu), TINY=1 (rehearse on CPU), WORK, EPOCHS, MAXMIN, NAME (run name; default base_gpu),
 SEED, THREADS, TF32=1 (TensorFloat-32 matrix products on the GPU). tools/gpu/teachers.py runs
 several of these in parallel (a teacher ensemble). See tools/gpu/README.md.
+
+SEND_WEIGHTS=1: instead of labelling the unlabeled news, send the trained tagger back, packed as
+int4 changes from the NF4 start (``pack4.py``, ~55 MB in 15 MB parts; the targets would not
+fit beside it), with its val scores before and after the round trip;
+``tools/gpu/unpack_tagger.py`` rebuilds ``network.pt`` here, for ``finalize``.
 """
 
 import json
@@ -36,6 +41,60 @@ def setup() -> Path:
     enc = setup_mpnet(C, W)
     log("setup done")
     return enc
+
+
+def val_line(net, full: dict, tok) -> str:
+    """The network's val scores, decoding tuned on val (as each training epoch reports them)."""
+    from unspin.corpus import load_split
+    from unspin.evaluate import evaluate, tune
+    from unspin.tagger import Tagger
+    from unspin.train.loop import _infer_config, _load, torch_backend
+
+    corpus = W / "ptc"
+    train_ids, val_ids = load_split(corpus, "train"), load_split(corpus, "val")
+    if full["max_val_articles"]:
+        val_ids = val_ids[: full["max_val_articles"]]
+    _, tr_gold = _load(corpus, train_ids)
+    texts, gold = _load(corpus, val_ids)
+    infer = _infer_config(full, tok, tr_gold)
+    tagger = Tagger.from_parts(infer, tok, torch_backend(net), net.tc_head_arrays())
+    outs = {a: tagger.outputs(t) for a, t in texts.items()}
+    tune(tagger, outs, gold)
+    return evaluate(tagger, outs, gold).line()
+
+
+def send_weights(net, enc: Path, full: dict, tok) -> int:
+    """The trained tagger as int4 changes from the NF4 start, in parts, checked by a rebuild."""
+    import torch
+    from pack4 import pack, unpack_state, write_parts
+
+    from unspin.corpus import load_split
+    from unspin.train.distill import load_unlabeled
+    from unspin.train.loop import _load
+    from unspin.train.model import Network
+
+    start = {k: v.detach().clone() for k, v in Network(enc).state_dict().items()}
+    start = {k: v for k, v in start.items() if k.startswith("encoder.")}
+    corpus = W / "ptc"
+    texts, _ = _load(corpus, load_split(corpus, "train") + load_split(corpus, "val"))
+    specials = ("<s>", "</s>", "<pad>", "<unk>", "[CLS]", "[SEP]", "[PAD]", "[UNK]")
+    used = {i for i in map(tok.token_to_id, specials) if i is not None}
+    for text in [*texts.values(), *load_unlabeled(W / "unlabeled-news", 3 if TINY else 0).values()]:
+        used.update(tok.encode(text).ids)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    arrays = pack(state, start, np.array(sorted(used)))
+    back = Network(enc)
+    back.load_state_dict(unpack_state(arrays, start))
+    back.to(torch.device(DEV)).eval()
+    report = {"name": NAME, "rows": len(used), "val_trained": val_line(net, full, tok)}
+    report["val_rebuilt"] = val_line(back, full, tok)
+    log(f"val trained: {report['val_trained']}")
+    log(f"val rebuilt from the int4 pack: {report['val_rebuilt']}")
+    report["parts"] = write_parts(arrays, f"tagger-{NAME}", W, OUT)
+    (OUT / f"tagger-{NAME}.json").write_text(json.dumps(report, indent=1))
+    size = sum((OUT / p).stat().st_size for p in report["parts"])
+    log(f"sent {report['parts']} ({size / 2**20:.1f} MiB)")
+    return 0
 
 
 def main() -> int:
@@ -83,6 +142,8 @@ def main() -> int:
     net = Network(enc)
     net.load_state_dict(torch.load(run / "network.pt", map_location="cpu"))
     net.to(torch.device(DEV)).eval()
+    if os.environ.get("SEND_WEIGHTS") == "1":
+        return send_weights(net, enc, full, tok)
     # tc_prior ({}: all zeros) only answers for blank articles; the unlabeled news has none
     tagger = Tagger.from_parts(
         _infer_config(full, tok, {}), tok, torch_backend(net), net.tc_head_arrays()

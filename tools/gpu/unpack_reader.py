@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from common import copy_encoder_files
     from nf4 import unpack
-    from reader_mpnet import unpack_state
+    from pack4 import unpack_state
 
     from unspin.corpus import load_split, load_texts_and_gold
     from unspin.segment import load_tokenizer

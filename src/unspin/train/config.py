@@ -193,14 +193,14 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
                     f"[...]: no training, only decoding tuned on val); it reads "
                     f"{', '.join(ENSEMBLE_READS)}"
                 )
-        elif not raw.get("teacher"):
-            unused = [k for k in raw if k in ("unlabeled", "unlabeled_limit")]
+        elif not raw.get("teacher"):  # (a key left at its default is harmless)
+            unused = [k for k in ("unlabeled", "unlabeled_limit") if raw.get(k, DEFAULTS[k])]
             if unused:
                 raise InputError(
                     f"config {path}: {', '.join(unused)} only "
                     f"{'applies' if len(unused) == 1 else 'apply'} with a teacher (the articles "
-                    'it labels); set teacher = "runs/base6/onnx" (or a shipped model\'s name) '
-                    "or remove them"
+                    "it labels); set teacher to a model folder or a shipped model's name "
+                    '(e.g. teacher = "small"), or remove them'
                 )
         return
     unused = [k for k in raw if k in TAGGER_ONLY]
