@@ -68,13 +68,22 @@ def test_read_articles_picks_article_files_only(tmp_path: Path) -> None:
     assert articles == {"11": TEXT, "22": "\ufeffshort"}
 
 
-@pytest.mark.parametrize("name", ["Article5.txt", "article5.TXT", "article 5.txt"])
+@pytest.mark.parametrize(
+    "name", ["Article5.txt", "article5.TXT", "article 5.txt", "ARTICLE_12.txt", "article.txt"]
+)
 def test_read_articles_refuses_a_name_meant_as_an_article(tmp_path: Path, name: str) -> None:
     # it used to be skipped in silence: a missing article in the output, and exit code 0
     write(tmp_path / "article11.txt", TEXT)
     write(tmp_path / name, TEXT)
     with pytest.raises(CorpusError, match=r"named exactly article<ID>\.txt"):
         read_articles(tmp_path)
+
+
+def test_read_articles_skips_an_index_file(tmp_path: Path) -> None:
+    write(tmp_path / "article11.txt", TEXT)
+    write(tmp_path / "Articles.txt", "a list of the articles")
+    write(tmp_path / "ARTICLE-LIST.TXT", "another one")
+    assert read_articles(tmp_path) == {"11": TEXT}
 
 
 def test_read_articles_refuses_a_broken_link(tmp_path: Path) -> None:

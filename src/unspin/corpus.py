@@ -50,8 +50,9 @@ ENV_CORPUS_DIR = "UNSPIN_PTC_DIR"
 UNKNOWN_TECHNIQUE = "?"
 
 _ARTICLE_FILE = re.compile(r"^article(?P<id>[^\s/\\]+)\.txt$")
-# a name that was probably meant as one (Article5.txt, article5.TXT): refused, not skipped
-_NEAR_ARTICLE_FILE = re.compile(r"^article.+\.txt$", re.IGNORECASE)
+# a name that was probably meant as one (Article5.txt, article 5.txt, article5.TXT, an id
+# left out: article.txt): refused, not skipped; an index such as Articles.txt is skipped
+_NEAR_ARTICLE_FILE = re.compile(r"^article(?:[\s_-]*\d.*)?\.txt$", re.IGNORECASE)
 _TECHNIQUE_SET = frozenset(TECHNIQUES)
 
 
