@@ -345,3 +345,26 @@ def test_an_ensemble_joint_call_leaves_its_members_span_reader() -> None:
     assert all(r is not None for r in before)
     ens.predict("The corrupt traitors lied again. Our great nation will win.")
     assert [m._reader for m in members] == before
+
+
+def test_calibration_report_has_no_cross_fit_when_one_half_is_empty() -> None:
+    import zlib
+
+    from unspin.spans import Span
+    from unspin.train.loop import calibrate_on
+
+    class Stub:
+        config: dict = {"joint_threshold": 0.0}
+
+        def _si_spans(self, out: float, thr: object) -> list[Span]:
+            return [Span(0, 10, None, out)]
+
+        def _joint_spans(self, out: float, thr: object) -> list[Span]:
+            return [Span(0, 10, "Doubt", out)]
+
+    ids = [f"a{i}" for i in range(60) if zlib.crc32(f"a{i}".encode()) % 2 == 0][:12]
+    raws = np.linspace(0.1, 0.9, len(ids))
+    gold = {a: [(0, 10, "Doubt")] if r > 0.5 else [] for a, r in zip(ids, raws, strict=True)}
+    report = calibrate_on(Stub(), dict(zip(ids, raws, strict=True)), gold)  # type: ignore[arg-type]
+    assert report["joint"]["ece_calibrated_crossfit"] is None and report["joint"]["table"] == []
+    assert report["joint"]["platt"][0] > 0  # the fit itself still runs on all spans

@@ -213,12 +213,12 @@ def calibrate_on(tagger: Tagger, outputs: dict, gold: dict) -> dict[str, Any]:
         # by article, deterministically (str hash() is salted per process: not reproducible)
         folds = np.array([zlib.crc32(r[0].encode()) % 2 for r in rows])
         cross = np.zeros_like(raw)
-        for f in (0, 1):
-            if (folds != f).sum() and (folds == f).sum():
-                ab = fit_platt(raw[folds != f], y[folds != f])
-                p = np.clip(raw[folds == f], 1e-6, 1 - 1e-6)
-                cross[folds == f] = 1 / (1 + np.exp(-(ab[0] * np.log(p / (1 - p)) + ab[1])))
-        table, ece = reliability(cross, y)
+        both = bool((folds == 0).any() and (folds == 1).any())
+        for f in (0, 1) if both else ():  # (every article in one half: nothing to cross-fit)
+            ab = fit_platt(raw[folds != f], y[folds != f])
+            p = np.clip(raw[folds == f], 1e-6, 1 - 1e-6)
+            cross[folds == f] = 1 / (1 + np.exp(-(ab[0] * np.log(p / (1 - p)) + ab[1])))
+        table, ece = reliability(cross, y) if both else ([], None)
         raw_table, raw_ece = reliability(raw, y)
         ab = fit_platt(raw, y)
         c[f"{kind}_calibration"] = ab
