@@ -88,7 +88,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "".join(f"{a}\t{s}\t{e}\n" for a, _, s, e in rows), encoding="utf-8"
     )
     (root / "splits").mkdir()
-    (root / "splits" / "train.txt").write_text("1001\n1002\n1003\n", encoding="utf-8")
+    (root / "splits" / "train.txt").write_text("1001\n1003\n", encoding="utf-8")
     (root / "splits" / "val.txt").write_text("1004\n1002\n", encoding="utf-8")
     return root
 

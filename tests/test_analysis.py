@@ -436,7 +436,7 @@ def test_a_text_not_in_english_is_not_rated() -> None:
     assert nothing.level == "unrated" and "plain reporting" not in nothing.reading
     assert nothing.reading.startswith("not rated: this text does not look like English")
     some = analyzer.analyze(FRENCH).summary
-    assert some.level == "unrated" and "(the 1 spans shown are unreliable)" in some.reading
+    assert some.level == "unrated" and "(the 1 span shown is unreliable)" in some.reading
 
 
 def test_spacy_reads_a_run_on_sentence_in_pieces_cut_at_blanks() -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from unspin.cli import app
 from unspin.errors import InputError
+from unspin.registry import shipped_models
 from unspin.train.config import DEFAULTS, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,12 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
             load_config(path)
         Path(init).parent.mkdir(parents=True)
         Path(init).write_bytes(b"")
+    teacher = tomllib.loads(path.read_text(encoding="utf-8")).get("teacher")
+    if teacher and teacher not in shipped_models():  # refused until its teacher is trained
+        with pytest.raises(InputError, match="train the teacher first"):
+            load_config(path)
+        Path(teacher).mkdir(parents=True, exist_ok=True)
+        (Path(teacher) / "config.json").write_text("{}")
     soft = tomllib.loads(path.read_text(encoding="utf-8")).get("soft_targets")
     if soft:  # a distilled reader: refused until its teacher's labels are written
         with pytest.raises(InputError, match="label_spans"):
@@ -120,7 +127,12 @@ def test_a_folder_or_missing_file_is_named(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
-def test_a_teacher_ensemble_is_a_list(tmp_path: Path) -> None:
+def test_a_teacher_ensemble_is_a_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "ens.toml"
     path.write_text('name = "x"\nteacher = ["runs/a/onnx", "small"]\n', encoding="utf-8")
+    with pytest.raises(InputError, match="'runs/a/onnx' is neither a shipped model"):
+        load_config(path)  # checked before the corpus loads
+    Path("runs/a/onnx").mkdir(parents=True)
+    Path("runs/a/onnx/config.json").write_text("{}")
     assert load_config(path)["teacher"] == ["runs/a/onnx", "small"]

@@ -708,3 +708,32 @@ def test_windows_run_one_at_a_time_unless_a_batch_is_asked_for(trained: Path) ->
     with pytest.raises(AssertionError):  # the spy refuses padding: it does reach the backend
         tagger.outputs(text)
     assert shapes == [(len(windows), len(windows[0].ids))]
+
+
+def test_mistakes_found_at_training_start_leave_no_run_folder(
+    tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from unspin.errors import CorpusError, InputError
+    from unspin.train.loop import train
+
+    cfg = tmp_path / "tiny.toml"
+    base = (
+        f'name = "tiny"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+        "train_stride = 12\nepochs = 1\nbatch_size = 4\nthreads = 1\n"
+    )
+    have = json.loads((tiny_encoder / "config.json").read_text())["num_hidden_layers"]
+    cfg.write_text(base + f"layers = {have + 1}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=f"has {have} layers; set layers from 1 to {have}"):
+        train(cfg, tiny_corpus, tmp_path / "run1", finalize_run=False)
+    assert not (tmp_path / "run1").exists()
+    corpus = tmp_path / "ptc"
+    shutil.copytree(tiny_corpus, corpus)
+    first = (corpus / "splits" / "train.txt").read_text().split()[0]
+    with (corpus / "splits" / "val.txt").open("a") as fh:
+        fh.write(f"{first}\n")  # an article in both splits
+    cfg.write_text(base, encoding="utf-8")
+    with pytest.raises(CorpusError, match=f"{first} in both splits/train.txt and splits/val"):
+        train(cfg, corpus, tmp_path / "run2", finalize_run=False)
+    assert not (tmp_path / "run2").exists()

@@ -118,7 +118,13 @@ def summarise(
         level = "unrated"
         reading = (
             "not rated: this text does not look like English, and unspin's models read English "
-            "only" + (f" (the {len(spans)} spans shown are unreliable)" if spans else "")
+            "only"
+            + (
+                f" (the {len(spans)} span{'s' if len(spans) > 1 else ''} shown "
+                f"{'are' if len(spans) > 1 else 'is'} unreliable)"
+                if spans
+                else ""
+            )
         )
     elif spans and n_sent < SHORT_TEXT:  # "Traitors!" alone is 100% loaded, and says little
         level = "unrated"

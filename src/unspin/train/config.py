@@ -153,6 +153,7 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
             f"config {path}: init = {raw['init']!r}: no such file (a run's network.pt: train "
             "that run first, e.g. configs/fast.toml before configs/fast-more.toml)"
         )
+    _check_teachers(path, raw)
     _check_task(path, raw)
     _check_windows(path, raw)
     if "name" not in raw:
@@ -235,6 +236,23 @@ def _check_task(path: Path, raw: dict[str, Any]) -> None:
             f"config {path}: left_tokens + span_tokens + right_tokens + 4 markers = {length} "
             f"tokens, more than the encoder's {MAX_POSITIONS} positions; lower them"
         )
+
+
+def _check_teachers(path: Path, raw: dict[str, Any]) -> None:
+    """Each teacher is a shipped model's name or a model folder that exists now (found after
+    the corpus has loaded, a wrong path used to fail late)."""
+    from unspin.registry import shipped_models
+
+    teachers = raw.get("teacher") or []
+    shipped = shipped_models()
+    for teacher in [teachers] if isinstance(teachers, str) else teachers:
+        if teacher not in shipped and not (Path(teacher) / "config.json").is_file():
+            raise InputError(
+                f"config {path}: teacher = {teacher!r} is neither a shipped model "
+                f"({', '.join(shipped)}) nor a model folder (with config.json): train the "
+                "teacher first, e.g. unspin train configs/base-6ep.toml --out runs/base6 for "
+                'teacher = "runs/base6/onnx"'
+            )
 
 
 def _check_windows(path: Path, raw: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from unspin.corpus import load_split, load_texts_and_gold
+from unspin.errors import CorpusError, InputError
 from unspin.evaluate import evaluate, fit_platt, reliability, span_correct, tune, val_scores
 from unspin.segment import load_tokenizer
 from unspin.tagger import ArticleOutputs, Tagger
@@ -122,7 +123,8 @@ def _soft_examples(
         folder = Path(cfg["unlabeled"] or corpus.parent / "unlabeled-news")
         texts = load_unlabeled(folder, int(cfg["unlabeled_limit"]))
         source, where = folder.name, str(folder)
-    _log(f"teacher {cfg['teacher']} labels {len(texts)} articles from {where}")
+    n = len(texts)
+    _log(f"teacher {cfg['teacher']} labels {n} article{'s' if n != 1 else ''} from {where}")
     targets = ensemble_targets(cfg["teacher"], texts, source, threads=int(cfg["threads"]), log=_log)
     soft = build_soft_examples(texts, targets, tok, **_window_args(cfg, infer_cfg))
     _log(f"{len(soft)} soft-labelled windows added")
@@ -131,7 +133,7 @@ def _soft_examples(
 
 def _load_init(net: Network, path: Path) -> None:
     """Every weight from a trained run's network.pt (config key ``init``)."""
-    from unspin.errors import InputError, ModelError
+    from unspin.errors import ModelError
 
     if not path.is_file():
         raise InputError(f"init = {str(path)!r}: no such file (a run's network.pt)")
@@ -283,6 +285,31 @@ def _infer_config(
     }
 
 
+def _check_layers(cfg: dict[str, Any], enc_dir: Path) -> None:
+    """``layers`` keeps the encoder's bottom layers; more than it has would silently keep all."""
+    try:
+        have = int(json.loads((enc_dir / "config.json").read_text("utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an encoder folder without the usual config: transformers will say more
+    if int(cfg["layers"]) > have:
+        raise InputError(
+            f"layers = {cfg['layers']}: the {cfg['encoder']} encoder has {have} layers; set "
+            f"layers from 1 to {have} (0 keeps all)"
+        )
+
+
+def check_disjoint(train_ids: list[str], val_ids: list[str]) -> None:
+    """Val selects and scores models: an article in both splits would be scored on what the
+    model was trained on."""
+    both = sorted(set(train_ids) & set(val_ids))
+    if both:
+        raise CorpusError(
+            f"article{'s' if len(both) > 1 else ''} {', '.join(both[:5])}"
+            f"{' ...' if len(both) > 5 else ''} in both splits/train.txt and splits/val.txt; "
+            "each article belongs to one split"
+        )
+
+
 def train(
     config_path: str | Path, corpus: str | Path, out_dir: str | Path, *, finalize_run: bool = True
 ) -> Path:
@@ -301,10 +328,11 @@ def train(
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     corpus, out = Path(corpus), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     enc_dir = resolve_encoder(cfg["encoder"])
+    _check_layers(cfg, enc_dir)
     tok = load_tokenizer(enc_dir / "tokenizer.json")
     train_ids, val_ids = load_split(corpus, "train"), load_split(corpus, "val")
+    check_disjoint(train_ids, val_ids)
     if cfg["max_train_articles"]:
         train_ids = train_ids[: cfg["max_train_articles"]]
     if cfg["max_val_articles"]:
@@ -319,6 +347,7 @@ def train(
         examples += _soft_examples(cfg, corpus, tok, infer_cfg)
 
     dev = _device(cfg)
+    out.mkdir(parents=True, exist_ok=True)  # (not before: a mistake leaves no empty folder)
     net = Network(enc_dir, layers=int(cfg["layers"]) or None)
     if cfg["init"]:
         _load_init(net, Path(cfg["init"]))

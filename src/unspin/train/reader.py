@@ -251,7 +251,9 @@ def fit_reader(
 def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
     """Fine-tune, keep the epoch with the best val TC F1, export int8 ONNX to ``out/reader``;
     returns ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    from unspin.train.loop import check_disjoint
+
+    check_disjoint(load_split(corpus, "train"), load_split(corpus, "val"))
     extra = None
     if cfg["soft_targets"]:
         texts, soft = load_soft_targets(
@@ -263,6 +265,7 @@ def train_reader(cfg: dict[str, Any], corpus: Path, out: Path) -> Path:
             return soft_rows(tok, config, texts, soft)
 
     net, config, report = fit_reader(cfg, corpus, extra)
+    out.mkdir(parents=True, exist_ok=True)  # (not before: a mistake leaves no empty folder)
     torch.save(net.state_dict(), out / "reader.pt")
     finish_reader(net, config, report, out / "reader", int(cfg["threads"]))
     return out
