@@ -96,6 +96,17 @@ def test_hostile_article_in_chromium(browser, tmp_path: Path) -> None:  # noqa: 
         page.screenshot(path=os.environ["UNSPIN_SCREENSHOT"], full_page=True)
     page.keyboard.press("Escape")
     assert not card.is_visible()
+    # By keyboard: Enter opens the card with focus inside it; Escape returns focus to the span.
+    seg.focus()
+    page.keyboard.press("Enter")
+    assert card.is_visible()
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Close"
+    page.keyboard.press("Escape")
+    assert not card.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == seg.inner_text()
+    # Screen readers: each highlight names its techniques; the page has a heading.
+    assert "Name calling" in (seg.get_attribute("aria-label") or "")
+    assert page.locator("h1").count() == 1
     assert page.evaluate("window.__pwned") is None
     assert dialogs == []
     page.close()

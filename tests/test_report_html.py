@@ -104,7 +104,7 @@ def test_text_is_exact_and_everything_escaped() -> None:
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
             assert name not in {"src", "href", "action", "srcset"}, (tag, name)
-            if value and name != "title":
+            if value and name not in ("title", "aria-label"):  # (text, never followed)
                 assert "javascript:" not in value.lower(), (tag, name, value)
     metas = [a for t, a in dom.elements if t == "meta" and a.get("http-equiv")]
     assert metas and metas[0]["content"] == CSP
@@ -154,3 +154,25 @@ def test_several_articles_one_page() -> None:
     assert docs == ["0", "1"]
     data = json.loads(dom.scripts[0][1])
     assert len(data["articles"]) == 2
+
+
+def test_screen_readers_get_a_heading_named_highlights_and_counted_bars() -> None:
+    import re
+
+    from conftest import example_analysis as titled
+
+    first_line = titled()  # its title is its first line, shown as text
+    assert first_line.title and first_line.text.startswith(first_line.title)
+    assert re.findall(r"<h1[^>]*>([^<]*)</h1>", render([first_line], "html")) == [first_line.title]
+    a = hostile_analysis()
+    html = render([a], "html")
+    assert len(re.findall(r"<h1[ >]", html)) == 1
+    labels = re.findall(
+        r'class="seg[^"]*" tabindex="0" role="button" data-spans="[^"]*" '
+        r'aria-label="([^"]*)"',
+        html,
+    )
+    assert labels and all(": " in label and "%)" in label for label in labels)
+    items = re.findall(r'role="listitem" aria-label="([^"]*)"', html)
+    assert items and all(re.search(r": \d+$", item) for item in items)
+    assert html.count('class="track" aria-hidden="true"') == len(items)

@@ -45,6 +45,7 @@ article.report{display:grid;grid-template-columns:minmax(0,1fr) 340px;gap:32px;
 padding-top:24px;border-bottom:1px solid var(--line)}
 @media (max-width:900px){article.report{grid-template-columns:1fr}}
 h1.title{font:700 26px/1.25 Georgia,serif;margin:0 0 6px}
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 .source{color:var(--muted);font-size:13px;word-break:break-all;margin:0 0 12px}
 .reading{font-size:17px;margin:0 0 18px;padding:10px 14px;border-radius:8px;background:var(--card)}
 .doc{font:18px/var(--lh) Georgia,"Times New Roman",serif;white-space:pre-wrap;
@@ -153,7 +154,12 @@ SCRIPT = """
     card.style.top = (window.scrollY + r.bottom + 8) + "px";
     card.classList.add("on");
   }
-  function hide(){ pinned = null; card.classList.remove("on"); }
+  function hide(){
+    var back = pinned;
+    pinned = null;
+    card.classList.remove("on");
+    if (back && card.contains(document.activeElement)) back.focus();  /* back where it was */
+  }
   document.querySelectorAll(".seg").forEach(function(seg){
     seg.removeAttribute("title");  /* the card replaces the no-script tooltip */
     seg.addEventListener("mouseenter", function(){ hot(seg, true); if (!pinned) show(seg); });
@@ -162,7 +168,10 @@ SCRIPT = """
     seg.addEventListener("blur", function(){ hot(seg, false); });
     seg.addEventListener("click", function(ev){ ev.stopPropagation(); pinned = seg; show(seg); });
     seg.addEventListener("keydown", function(ev){
-      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); pinned = seg; show(seg); }
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault(); pinned = seg; show(seg);
+        card.querySelector(".close").focus();  /* into the card; Escape or x comes back */
+      }
       if (ev.key === "Escape") hide();
     });
   });
@@ -245,10 +254,14 @@ def _doc(a: Analysis, k: int) -> tuple[str, int]:
         quoted = all(a.spans[i].quoted for i in seg.spans)
         cls = "seg q" if quoted else "seg"
         ids = " ".join(str(i) for i in seg.spans)
+        techniques = _seg_title(a, seg.spans)
+        # the title is the no-script tooltip (the script drops it); the label names the
+        # techniques to screen readers, which read a button by its label
+        label = f"{a.text[seg.start : seg.end]}: {techniques.replace(chr(10), '; ')}"
         parts.append(
             f'<span class="{cls}" tabindex="0" role="button" data-spans="{ids}" '
-            f'title="{_e(_seg_title(a, seg.spans))}" style="{_seg_style(a, seg.spans, lane_of)}">'
-            f"{piece}</span>"
+            f'aria-label="{_e(label)}" title="{_e(techniques)}" '
+            f'style="{_seg_style(a, seg.spans, lane_of)}">{piece}</span>'
         )
     depth = max(lane_of, default=-1) + 1
     return "".join(parts), depth
@@ -309,10 +322,11 @@ def _summary(a: Analysis) -> str:
         out.append('<h2>Techniques</h2><div class="bars" role="list">')
         for t, n in counts:
             ex = EXPLANATIONS[t]
-            out.append(
-                f'<span role="listitem">{_e(ex.name)}</span><span class="track">'
-                f'<span class="fill" style="width:{100 * n / top:.1f}%;background:'
-                f'{darken(ex.color, 0.8)}"></span></span><span>{n}</span>'
+            out.append(  # one list item a technique, named with its count
+                f'<span role="listitem" aria-label="{_e(ex.name)}: {n}">{_e(ex.name)}</span>'
+                f'<span class="track" aria-hidden="true"><span class="fill" style="width:'
+                f'{100 * n / top:.1f}%;background:{darken(ex.color, 0.8)}"></span></span>'
+                f'<span aria-hidden="true">{n}</span>'
             )
         out.append("</div>")
     if sm.top_sentences:
@@ -346,7 +360,12 @@ def _article(a: Analysis, k: int) -> str:
     lh = f"calc(1.7em + {depth * _LANE_PX}px)"
     title = a.title or ""
     shown = title and not starts_with(a.text, title)  # else it is the text's first line
-    heading = f'<h1 class="title">{_e(title)}</h1>' if shown else ""
+    # a title that is the text's first line shows there; screen readers still get a heading
+    heading = (
+        f'<h1 class="title">{_e(title)}</h1>'
+        if shown
+        else f'<h1 class="sr-only">{_e(title or a.source or "Article")}</h1>'
+    )
     source = f'<p class="source">{_e(a.source)}</p>' if a.source else ""
     level_word = a.summary.reading.split(":", 1)
     reading = (
