@@ -154,6 +154,10 @@ def test_tagger_classify_and_predict_many_refuse_misuse() -> None:
         tagger.predict_many(None)  # type: ignore[arg-type]
     ranked = tagger.classify("They are thugs.", [(9, 14)])[0]
     assert len(ranked) == 14 and ranked[0][1] >= ranked[-1][1]
+    stream = tagger.predict_many(["They are thugs.", 42, "More."])  # type: ignore[list-item]
+    assert next(stream) == tagger.predict("They are thugs.")
+    with pytest.raises(InputError, match=r"^text 1 \(counting from 0\): .*got int"):
+        next(stream)
 
 
 def test_tc_repetition_rule_lifts_repetition_only_for_recurring_text() -> None:

@@ -652,7 +652,15 @@ class Tagger:
             )
         check_threshold(threshold)  # all checked here, before the first text is tagged
         one = self.predict_si if task == "si" else self.predict
-        return self.map(lambda text: one(text, threshold=threshold), texts)
+
+        def tag(item: tuple[int, str]) -> list[Span]:
+            i, text = item
+            try:
+                return one(text, threshold=threshold)
+            except InputError as err:  # in a stream, say which item
+                raise InputError(f"text {i} (counting from 0): {err}") from None
+
+        return self.map(tag, enumerate(texts))
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` in order, ``self.workers`` at a time (onnxruntime releases the
