@@ -51,10 +51,15 @@ def unpack_corpus(carry: Path, work: Path) -> None:
 def setup_mpnet(carry: Path, work: Path) -> Path:
     """The corpus and the MPNet encoder (unpacked from carry/mpnet's NF4 file) in ``work``
     (once); returns the encoder folder, ``work/mpnet``."""
+    unpack_corpus(carry, work)
+    return nf4_encoder(carry, work / "mpnet")
+
+
+def nf4_encoder(carry: Path, enc: Path) -> Path:
+    """The MPNet encoder of carry/mpnet (its NF4-rounded weights: the start both sides of a
+    GPU call share) as a transformers folder ``enc`` (once); returns ``enc``."""
     from nf4 import unpack
 
-    unpack_corpus(carry, work)
-    enc = work / "mpnet"
     if not (enc / "model.safetensors").exists():
         copy_encoder_files(carry / "mpnet", enc)
         unpack(str(carry / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))

@@ -36,8 +36,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     import torch
-    from common import copy_encoder_files
-    from nf4 import unpack
+    from common import copy_encoder_files, nf4_encoder
     from pack4 import unpack_state
 
     from unspin.corpus import load_split, load_texts_and_gold
@@ -66,9 +65,7 @@ def main() -> None:
                 str(enc / "model.safetensors"),
             )
         else:
-            enc = Path(tmp) / "mpnet"
-            copy_encoder_files(args.carry / "mpnet", enc)
-            unpack(str(args.carry / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))
+            enc = nf4_encoder(args.carry, Path(tmp) / "mpnet")
         start = {
             k: v.detach().clone()
             for k, v in ReaderNet(enc, config["max_recurrence"]).state_dict().items()

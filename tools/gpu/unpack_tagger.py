@@ -29,8 +29,7 @@ def main() -> None:
     ap.add_argument("--name", default="base_gpu", help="NAME the call ran with")
     args = ap.parse_args()
     import torch
-    from common import copy_encoder_files
-    from nf4 import unpack
+    from common import nf4_encoder
     from pack4 import read_parts, unpack_state
 
     from unspin.train.model import Network
@@ -43,9 +42,7 @@ def main() -> None:
         train_report["config"].pop(key, None)
     train_report["gpu"] = report
     with tempfile.TemporaryDirectory() as tmp:
-        enc = Path(tmp) / "mpnet"
-        copy_encoder_files(args.carry / "mpnet", enc)
-        unpack(str(args.carry / "mpnet/model.nf4.npz"), str(enc / "model.safetensors"))
+        enc = nf4_encoder(args.carry, Path(tmp) / "mpnet")
         start = {k: v for k, v in Network(enc).state_dict().items() if k.startswith("encoder.")}
         net = Network(enc)
         net.load_state_dict(unpack_state(read_parts(args.files, report["parts"]), start))
