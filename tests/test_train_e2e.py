@@ -299,6 +299,29 @@ def test_max_minutes_stops_after_the_first_epoch(
     assert (out / "network.pt").is_file() and not (out / "onnx").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "scored"),
+    [("val_from_epoch = 3\n", [3, 4]), ("val_from_epoch = 9\n", [4]), ("", [1, 2, 3, 4])],
+)
+def test_val_from_epoch_skips_scoring_early_epochs(
+    tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path, extra: str, scored: list[int]
+) -> None:
+    """Epochs before val_from_epoch are not scored (nor kept); the last always is."""
+    from unspin.train.loop import train
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        f'name = "tiny"\nencoder = "{tiny_encoder}"\nmax_len = 24\nstride = 12\n'
+        "train_stride = 12\nepochs = 4\nlr = 1e-3\nbatch_size = 4\nthreads = 1\n"
+        "max_train_articles = 2\n" + extra,
+        encoding="utf-8",
+    )
+    out = train(cfg, tiny_corpus, tmp_path / "run", finalize_run=False)
+    report = json.loads((out / "train_report.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == scored
+    assert (out / "network.pt").is_file()
+
+
 def test_init_starts_from_a_trained_network(
     trained: Path, tiny_corpus: Path, tiny_encoder: Path, tmp_path: Path
 ) -> None:

@@ -3,7 +3,9 @@
 Reads the carry folder made by ``tools/gpu/prepare.py students`` (MiniLM in fp16, the corpus,
 the teacher's soft targets as uint8). Env: CARRY (default .devcarry), OUT (results), DEV
 (cuda|cpu), MODE (smoke|full|nosmoke), PLAN (runs for nosmoke, comma-separated), TINY=1 (tiny
-settings, to rehearse on CPU), WORK (scratch), DEADLINE (seconds after which runs are killed).
+settings, to rehearse on CPU), WORK (scratch), DEADLINE (seconds after which runs are killed),
+VAL_FROM (val_from_epoch: epochs before it are not scored), KEEP_SMALL=2 (the runner-up small
+comes back too).
 See tools/gpu/README.md.
 """
 
@@ -87,6 +89,8 @@ def write_cfg(name: str, base: str, **over: object) -> Path:
     cfg.update(name=name, device=DEV, threads=2)
     if cfg.get("teacher"):
         cfg["teacher"] = str(W / "teacher")
+    if os.environ.get("VAL_FROM"):  # score only the last epochs on val (round 18's lesson)
+        cfg["val_from_epoch"] = int(os.environ["VAL_FROM"])
     cfg.update(over)
     if cfg.get("teacher"):  # what the teacher labels (a run without one reads PTC only)
         cfg["unlabeled"] = str(W / "unlabeled-news")
@@ -198,6 +202,12 @@ def pack(names: list[str]) -> None:
         a = arch(n)
         if a not in best or s["sel"] > table[best[a]]["sel"]:
             best[a] = n
+    # KEEP_SMALL=2: the runner-up small comes back too (torch val picks between seeds noisily;
+    # three 6-layer packs and one 2-layer pack fit the 64 MB that come back)
+    if os.environ.get("KEEP_SMALL") == "2" and "small" in best:
+        rest = [n for n, s in table.items() if s and arch(n) == "small" and n != best["small"]]
+        if rest:
+            best["small2"] = max(rest, key=lambda n: table[n]["sel"])
     log(f"chosen: {best}")
     with tarfile.open(OUT / "reports.tgz", "w:gz") as t:
         t.add(W / "results.json", arcname="results.json")

@@ -404,6 +404,12 @@ def train(
                     f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.4f} "
                     f"({(time.time() - t0) / step:.2f} s/step)"
                 )
+        minutes_up = bool(cfg["max_minutes"]) and time.time() - t0 > 60 * float(cfg["max_minutes"])
+        epochs_up = bool(cfg["stop_after_epochs"]) and epoch + 1 >= int(cfg["stop_after_epochs"])
+        last = minutes_up or epochs_up or epoch + 1 == cfg["epochs"]
+        if epoch + 1 < int(cfg["val_from_epoch"]) and not last:
+            _log(f"epoch {epoch + 1}: not scored on val (val_from_epoch = {cfg['val_from_epoch']})")
+            continue
         net.eval()
         tagger = Tagger.from_parts(dict(infer_cfg), tok, torch_backend(net), net.tc_head_arrays())
         outs = _outputs(tagger, va_texts)
@@ -423,10 +429,10 @@ def train(
         if sel > best_score:
             best_score = sel
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        if cfg["max_minutes"] and time.time() - t0 > 60 * float(cfg["max_minutes"]):
+        if minutes_up:
             _log(f"stopping after epoch {epoch + 1}: max_minutes = {cfg['max_minutes']} reached")
             break
-        if cfg["stop_after_epochs"] and epoch + 1 >= int(cfg["stop_after_epochs"]):
+        if epochs_up:
             _log(f"stopping after epoch {epoch + 1} of {cfg['epochs']}: stop_after_epochs")
             break
     assert best_state is not None
