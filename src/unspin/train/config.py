@@ -58,8 +58,8 @@ DEFAULTS: dict[str, Any] = {
     # (0: run them all); with max_minutes, whichever comes first
     "stop_after_epochs": 0,
     # score epochs on val (tuned decoding, the selection rule) only from this one on, and always
-    # the last that runs: each scoring tunes on the CPU, which took 60-90 s an epoch on a
-    # GPU machine whose MiniLM epoch trained in about 15 s (round 18)
+    # the last that runs: each scoring tunes on the CPU, which took 70-80 s an epoch on a
+    # GPU machine whose MiniLM epoch trained in 20-40 s (round 18)
     "val_from_epoch": 1,
     # start from a trained run's network.pt (every weight, heads included; same encoder and
     # layers) instead of the pretrained encoder: to train a shipped model further
