@@ -5,7 +5,7 @@ the teacher's soft targets as uint8). Env: CARRY (default .devcarry), OUT (resul
 (cuda|cpu), MODE (smoke|full|nosmoke), PLAN (runs for nosmoke, comma-separated), TINY=1 (tiny
 settings, to rehearse on CPU), WORK (scratch), DEADLINE (seconds after which runs are killed),
 VAL_FROM (val_from_epoch: epochs before it are not scored), KEEP_SMALL=2 (the runner-up small
-comes back too).
+comes back too), CONT_EPOCHS (the small_mS / two_mS runs' epochs).
 See tools/gpu/README.md.
 """
 
@@ -312,6 +312,24 @@ def main() -> int:
             if kind == "two":
                 over["layers"] = 2
             plan[n] = (base, {**over, "max_minutes": MAX_MIN})
+    # session 18: small_mS / two_mS = more epochs (CONT_EPOCHS, default 2) at lr 3e-5 (heads
+    # 1e-4) from small_eS / two_eS, trained by an earlier call on this still-warm machine
+    for n in keep if MODE == "nosmoke" else []:
+        kind, _, tail_ = n.partition("_m")
+        if n not in plan and kind in ("small", "two") and tail_.isdigit():
+            start = W / "runs" / f"{kind}_e{tail_}" / "network.pt"
+            over = {
+                "teacher": teacher,
+                "epochs": int(os.environ.get("CONT_EPOCHS", "2")),
+                "lr": 3e-5,
+                "head_lr": 1e-4,
+                "seed": int(tail_),
+                "init": str(start),
+                "max_minutes": MAX_MIN,
+            }
+            if kind == "two":
+                over["layers"] = 2
+            plan[n] = ("small.toml" if kind == "small" else "fast.toml", over)
     if MODE == "nosmoke":
         plan = {n: plan[n] for n in keep}
     procs = {n: launch(n, write_cfg(n, b, **o)) for n, (b, o) in plan.items()}
