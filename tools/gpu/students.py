@@ -302,34 +302,29 @@ def main() -> int:
             {"teacher": teacher, "epochs": 4, "lr": 3e-5, "max_minutes": MAX_MIN},
         ),
     }
-    # session 6: students of a teacher ensemble (the carry's targets are several MPNet teachers'
-    # averaged, tools/gpu/average_targets.py): small_eS / two_eS = seed S, 8 epochs
+    # seeded plan names, KIND_eS / KIND_mS with KIND small or two (2 layers) and S the seed:
+    # _e (session 6) = a student of the carry's targets (one teacher or an averaged ensemble,
+    # tools/gpu/average_targets.py), 8 epochs; _m (session 18) = more epochs (CONT_EPOCHS,
+    # default 2) at lr 3e-5 (heads 1e-4) from KIND_eS, trained by an earlier call on this
+    # still-warm machine
     for n in keep if MODE == "nosmoke" else []:
-        kind, _, tail_ = n.partition("_e")
-        if n not in plan and kind in ("small", "two") and tail_.isdigit():
-            base = "small.toml" if kind == "small" else "fast.toml"
-            over: dict = {"teacher": teacher, "epochs": 8, "seed": int(tail_)}
-            if kind == "two":
-                over["layers"] = 2
-            plan[n] = (base, {**over, "max_minutes": MAX_MIN})
-    # session 18: small_mS / two_mS = more epochs (CONT_EPOCHS, default 2) at lr 3e-5 (heads
-    # 1e-4) from small_eS / two_eS, trained by an earlier call on this still-warm machine
-    for n in keep if MODE == "nosmoke" else []:
-        kind, _, tail_ = n.partition("_m")
-        if n not in plan and kind in ("small", "two") and tail_.isdigit():
-            start = W / "runs" / f"{kind}_e{tail_}" / "network.pt"
-            over = {
-                "teacher": teacher,
-                "epochs": int(os.environ.get("CONT_EPOCHS", "2")),
-                "lr": 3e-5,
-                "head_lr": 1e-4,
-                "seed": int(tail_),
-                "init": str(start),
-                "max_minutes": MAX_MIN,
-            }
-            if kind == "two":
-                over["layers"] = 2
-            plan[n] = ("small.toml" if kind == "small" else "fast.toml", over)
+        kind, _, rest = n.partition("_")
+        if n in plan or kind not in ("small", "two") or rest[:1] not in ("e", "m"):
+            continue
+        if not rest[1:].isdigit():
+            continue
+        seed = int(rest[1:])
+        over: dict = {"teacher": teacher, "epochs": 8, "seed": seed, "max_minutes": MAX_MIN}
+        if rest[0] == "m":
+            over.update(
+                epochs=int(os.environ.get("CONT_EPOCHS", "2")),
+                lr=3e-5,
+                head_lr=1e-4,
+                init=str(W / "runs" / f"{kind}_e{seed}" / "network.pt"),
+            )
+        if kind == "two":
+            over["layers"] = 2
+        plan[n] = ("small.toml" if kind == "small" else "fast.toml", over)
     if MODE == "nosmoke":
         plan = {n: plan[n] for n in keep}
     procs = {n: launch(n, write_cfg(n, b, **o)) for n, (b, o) in plan.items()}
