@@ -351,9 +351,19 @@ def test_init_starts_from_a_trained_network(
     cfg.write_text(base + f'init = "{not_a_network}"\n', encoding="utf-8")
     with pytest.raises(ModelError, match="is not a network.pt"):
         train(cfg, tiny_corpus, tmp_path / "run4", finalize_run=False)
+    # a shallower config keeps the deeper run's bottom layers (layer dropping)
     cfg.write_text(base + f'layers = 1\ninit = "{start}"\n', encoding="utf-8")
+    out = train(cfg, tiny_corpus, tmp_path / "run3", finalize_run=False)
+    cut = torch.load(out / "network.pt")
+    assert any(".layer.1." in k for k in before) and not any(".layer.1." in k for k in cut)
+    assert cut.keys() == {k for k in before if ".layer.1." not in k}
+    assert all(torch.allclose(before[k], cut[k], atol=1e-5) for k in cut)
+    # a shallower run cannot start a deeper network
+    shallow = tmp_path / "shallow.pt"
+    torch.save(cut, shallow)
+    cfg.write_text(base + f'init = "{shallow}"\n', encoding="utf-8")
     with pytest.raises(ModelError, match="does not fit"):
-        train(cfg, tiny_corpus, tmp_path / "run3", finalize_run=False)
+        train(cfg, tiny_corpus, tmp_path / "run5", finalize_run=False)
 
 
 def test_add_lexical_fits_the_classifier_into_a_model_folder(

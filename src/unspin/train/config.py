@@ -61,8 +61,9 @@ DEFAULTS: dict[str, Any] = {
     # the last that runs: each scoring tunes on the CPU, which took 70-80 s an epoch on a
     # GPU machine whose MiniLM epoch trained in 20-40 s (round 18)
     "val_from_epoch": 1,
-    # start from a trained run's network.pt (every weight, heads included; same encoder and
-    # layers) instead of the pretrained encoder: to train a shipped model further
+    # start from a trained run's network.pt (every weight, heads included; same encoder, at
+    # least `layers` layers) instead of the pretrained encoder: to train a shipped model
+    # further, or, from a deeper run, to keep its bottom `layers` layers (layer dropping)
     "init": "",
     # the lexical span classifier (unspin.lexical) fitted on the training spans beside the
     # network, with this inverse L2 strength (0: none)

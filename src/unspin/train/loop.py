@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import zlib
 from pathlib import Path
@@ -26,6 +27,9 @@ from unspin.train.encoders import resolve_encoder
 from unspin.train.model import Network
 
 __all__ = ["train", "finalize", "load_config"]
+
+# a transformer layer's weights in a network.pt (BERT/MiniLM and MPNet name them alike)
+_LAYER_KEY = re.compile(r"encoder\.encoder\.layer\.(\d+)\.")
 
 
 def adamw(net: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.AdamW:
@@ -143,6 +147,7 @@ def _load_init(net: Network, path: Path) -> None:
         raise ModelError(f"init = {str(path)!r} is not a network.pt ({err})") from None
     if not isinstance(state, dict):
         raise ModelError(f"init = {str(path)!r} is not a network.pt (no state dict in it)")
+    state, dropped = _bottom_layers(state, len(net.encoder.encoder.layer))
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
@@ -150,7 +155,23 @@ def _load_init(net: Network, path: Path) -> None:
         raise ModelError(
             f"init = {str(path)!r} does not fit this config's network (encoder, layers): {first}"
         ) from None
-    _log(f"started from {path}")
+    kept = f" (its bottom {len(net.encoder.encoder.layer)} layers of {dropped})" if dropped else ""
+    _log(f"started from {path}{kept}")
+
+
+def _bottom_layers(state: dict[str, Any], layers: int) -> tuple[dict[str, Any], int]:
+    """A deeper network's state cut to its bottom ``layers`` transformer layers (layer
+    dropping: ``layers = 6`` with ``init`` a 12-layer run), and the depth it had; a state no
+    deeper than ``layers`` comes back as it is, with 0."""
+    depth = 1 + max((int(m.group(1)) for k in state if (m := _LAYER_KEY.match(k))), default=-1)
+    if depth <= layers:
+        return state, 0
+    kept = {
+        k: v
+        for k, v in state.items()
+        if not ((m := _LAYER_KEY.match(k)) and int(m.group(1)) >= layers)
+    }
+    return kept, depth
 
 
 def _si_loss(ce: nn.CrossEntropyLoss, si: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
