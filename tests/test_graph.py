@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -342,8 +343,15 @@ def test_the_shipped_taggers_carry_the_rewrites_and_the_reader_does_not() -> Non
     for path in files:
         ops = _ops(onnx.load(str(path)))
         assert "SkipLayerNormalization" not in ops, path
-        assert ops.count("Attention") == 1 and ops.count("MultiHeadAttention") >= 1, path
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        encoder = json.loads((path.parent / "config.json").read_text("utf-8"))["encoder"]
+        if encoder == "mpnet":
+            # MPNet's attention stays unfused (relative position bias): int8 Q/K/V MatMuls,
+            # and the graph reads its own padding mask, so padded rows stay right
+            assert "Attention" not in ops and ops.count("MatMulInteger") >= 4, path
+            assert meta.get(UNPADDED_KEY) != "1", path
+            continue
+        assert ops.count("Attention") == 1 and ops.count("MultiHeadAttention") >= 1, path
         assert meta.get(UNPADDED_KEY) == "1", path  # read row by row when padded
     # the span reader keeps its fused ops: the rewrites cost it TC points (round 13)
     reader_ops = _ops(onnx.load(str(READER_DIR / "model.onnx")))
