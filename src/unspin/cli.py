@@ -177,8 +177,9 @@ def predict(
         typer.Option(
             "--threshold",
             help="Keep spans with confidence >= this. SI confidences rank spans weakly: the "
-            "default medium's run from about 0.2 to 0.7, while small gives every SI span 0.48, "
-            "so with small and --task si it keeps all spans or none (MODEL_CARD.md).",
+            "default medium's run from about 0.3 to 0.7 on articles (a short text can give "
+            "all spans one score), while small gives every SI span 0.48, so with small and "
+            "--task si it keeps all spans or none (MODEL_CARD.md).",
             metavar="X",
         ),
     ] = None,

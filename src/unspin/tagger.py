@@ -570,7 +570,7 @@ class Tagger:
     # -- public API ------------------------------------------------------------------------
     def predict_si(self, text: str, *, threshold: float | None = None) -> list[Span]:
         """Span identification: propaganda spans without a technique. Their scores are
-        calibrated but rank them weakly: the default ``medium``'s run from about 0.2 to 0.7,
+        calibrated but rank them weakly: the default ``medium``'s run from about 0.3 to 0.7,
         while ``small`` gives every SI span the same confidence (0.48, MODEL_CARD.md), so
         there a ``threshold`` keeps all of its SI spans or none; rank findings by
         ``predict``'s joint scores instead."""
