@@ -40,6 +40,33 @@ def run_main(main: Callable[[], int], log: Callable[[str], None]) -> None:
     sys.exit(code)
 
 
+def score(run: Path) -> dict | None:
+    """The kept epoch's torch val scores (the training loop's own selection rule), or None when
+    the run left no weights."""
+    import json
+
+    rep = run / "train_report.json"
+    if not (run / "network.pt").exists() or not rep.exists():
+        return None
+    hist = json.loads(rep.read_text())["history"]
+    r = max(hist, key=lambda h: h["si_f1"] + h["joint_f1"] + 0.5 * h["tc_f1"])
+    return {
+        "epoch": r["epoch"],
+        "si": r["si_f1"],
+        "tc": r["tc_f1"],
+        "joint": r["joint_f1"],
+        "sel": r["si_f1"] + r["joint_f1"] + 0.5 * r["tc_f1"],
+    }
+
+
+def keep_rest(out: dict[str, np.ndarray], k: str, v) -> None:
+    """A tensor that is not packed small: fp16 if floating point, else as it is."""
+    if v.is_floating_point():
+        out[f"f16::{k}"] = v.detach().float().cpu().numpy().astype(np.float16)
+    else:
+        out[f"raw::{k}"] = v.cpu().numpy()
+
+
 def unpack_corpus(carry: Path, work: Path) -> None:
     """carry/data.tar.xz -> work/ptc and work/unlabeled-news (once)."""
     work.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from common import (
     encoder_start,
     pack_state,
     run_main,
+    score,
     targets_from_uint8,
     unpack_corpus,
     wait_all,
@@ -136,22 +137,6 @@ def tail(name: str, n: int = 15) -> None:
     if p.exists():
         for line in p.read_text(errors="replace").splitlines()[-n:]:
             log(f"  {name}| {line}")
-
-
-def score(run: Path) -> dict | None:
-    """The kept epoch's torch val scores (the training loop's own selection rule)."""
-    rep = run / "train_report.json"
-    if not (run / "network.pt").exists() or not rep.exists():
-        return None
-    hist = json.loads(rep.read_text())["history"]
-    r = max(hist, key=lambda h: h["si_f1"] + h["joint_f1"] + 0.5 * h["tc_f1"])
-    return {
-        "epoch": r["epoch"],
-        "si": r["si_f1"],
-        "tc": r["tc_f1"],
-        "joint": r["joint_f1"],
-        "sel": r["si_f1"] + r["joint_f1"] + 0.5 * r["tc_f1"],
-    }
 
 
 def arch(name: str) -> str:
