@@ -41,6 +41,7 @@ ModelName = Annotated[
         "--model",
         help="A model from `unspin models` (default: the one marked default there).",
         metavar="NAME",
+        show_default=False,  # "[default: default]" says nothing
     ),
 ]
 
