@@ -16,9 +16,9 @@ matrices, int4 (``pack4.q4``) for the used word-embedding rows, the rest fp16.
     DEV=cuda CARRY=.devcarry7 WORK=/tmp/w7 PLAN=a7,a42,c21 EPOCHS=8 VAL_FROM=8 MAX_MIN=4.5 \
         DEADLINE=380 python3 tools/gpu/medium.py gpu
     # here
-    python tools/gpu/medium.py unpack FILES_AT runs/r20/gpu2 --carry .devcarry7 \
+    python tools/gpu/medium.py unpack FILES_AT runs/r20/gpu2fix --carry .devcarry7 \
         --tagger runs/r17/mpnet6/network.pt  # puts back the word-embedding rows left behind
-    python -c "from unspin.train.loop import finalize as f; f('runs/r20/gpu2/a7', 'PTC')"
+    python -c "from unspin.train.loop import finalize as f; f('runs/r20/gpu2fix/a7', 'PTC')"
 
 Plan names: a<seed> (lr 5e-5), b<seed> (lr 3e-5), c<seed> (lr 8e-5). Rehearse on CPU with
 ``DEV=cpu TINY=1 OUT=/tmp/devout7 WORK=/tmp/w7``.
