@@ -59,6 +59,17 @@ def score(run: Path) -> dict | None:
     }
 
 
+def toml_line(k: str, v: object) -> str:
+    """One ``key = value`` line of a training config."""
+    import json
+
+    if isinstance(v, bool):
+        return f"{k} = {'true' if v else 'false'}"
+    if isinstance(v, str):
+        return f"{k} = {json.dumps(v)}"
+    return f"{k} = {v!r}"
+
+
 def keep_rest(out: dict[str, np.ndarray], k: str, v) -> None:
     """A tensor that is not packed small: fp16 if floating point, else as it is."""
     if v.is_floating_point():

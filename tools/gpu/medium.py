@@ -26,7 +26,6 @@ Plan names: a<seed> (lr 5e-5), b<seed> (lr 3e-5), c<seed> (lr 8e-5). Rehearse on
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -44,8 +43,18 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import Log, keep_rest, run_main, score, unpack_corpus, wait_all  # noqa: E402
-from nf4 import NF4, G  # noqa: E402
+from common import (  # noqa: E402
+    Log,
+    keep_rest,
+    run_main,
+    score,
+    toml_line,
+    unpack_corpus,
+    wait_all,
+)
+from nf4 import G  # noqa: E402
+from nf4 import dequantize as nf4_unpack  # noqa: E402
+from nf4 import quantize as nf4_pack  # noqa: E402
 from pack4 import q4  # noqa: E402
 
 WE = "encoder.embeddings.word_embeddings.weight"
@@ -54,21 +63,6 @@ SPECIALS = ("<s>", "</s>", "<pad>", "<unk>", "<mask>", "[CLS]", "[SEP]", "[PAD]"
 
 def _is_big(k: str, v) -> bool:
     return k.startswith("encoder.") and v.ndim == 2 and v.numel() >= 65536 and v.numel() % G == 0
-
-
-def nf4_pack(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = a.reshape(-1, G)
-    s = np.abs(x).max(1, keepdims=True).astype(np.float16)
-    s[s == 0] = 1.0  # an all-zero group (or one fp16 rounds to 0) stays zero
-    idx = np.searchsorted((NF4[1:] + NF4[:-1]) / 2, x / s.astype(np.float32)).astype(np.uint8)
-    idx = idx.reshape(-1)
-    return (idx[0::2] | (idx[1::2] << 4)).astype(np.uint8), s.reshape(-1)
-
-
-def nf4_unpack(q: np.ndarray, s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    idx = np.empty(q.size * 2, dtype=np.uint8)
-    idx[0::2], idx[1::2] = q & 15, q >> 4
-    return (NF4[idx].reshape(-1, G) * s.astype(np.float32)[:, None]).reshape(shape)
 
 
 def used_rows(tok, folders: list[Path]) -> np.ndarray:
@@ -251,12 +245,7 @@ def student_cfg(name: str, work: Path, dev: str, tiny: bool) -> Path:
     )
     if tiny:
         cfg.update(max_train_articles=2, max_val_articles=3, epochs=1, unlabeled_limit=3)
-    lines = []
-    for k, v in cfg.items():
-        if isinstance(v, bool):
-            lines.append(f"{k} = {'true' if v else 'false'}")
-        else:
-            lines.append(f"{k} = {json.dumps(v) if isinstance(v, str) else repr(v)}")
+    lines = [toml_line(k, v) for k, v in cfg.items()]
     (work / "cfg").mkdir(exist_ok=True)
     p = work / "cfg" / f"{name}.toml"
     p.write_text("\n".join(lines) + "\n")

@@ -33,6 +33,24 @@ NF4 = np.array(
 G = 64
 
 
+def quantize(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NF4 codes (two a byte) and an fp16 absmax per group of G; an all-zero group (or one
+    whose absmax rounds to 0 in fp16) stays zero."""
+    x = a.reshape(-1, G)
+    s = np.abs(x).max(1, keepdims=True).astype(np.float16)
+    s[s == 0] = 1.0
+    idx = np.searchsorted((NF4[1:] + NF4[:-1]) / 2, x / s.astype(np.float32)).astype(np.uint8)
+    idx = idx.reshape(-1)
+    return (idx[0::2] | (idx[1::2] << 4)).astype(np.uint8), s.reshape(-1)
+
+
+def dequantize(q: np.ndarray, s: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of ``quantize`` (fp32)."""
+    idx = np.empty(q.size * 2, dtype=np.uint8)
+    idx[0::2], idx[1::2] = q & 15, q >> 4
+    return (NF4[idx].reshape(-1, G) * s.astype(np.float32)[:, None]).reshape(shape)
+
+
 def pack(src: str, dst: str) -> None:
     from safetensors.numpy import load_file
 
@@ -40,13 +58,7 @@ def pack(src: str, dst: str) -> None:
     out = {}
     for k, v in sd.items():
         if v.dtype == np.float32 and v.ndim == 2 and v.size % G == 0 and v.size >= 4096:
-            x = v.reshape(-1, G)
-            s = np.maximum(np.abs(x).max(1, keepdims=True), 1e-8).astype(np.float16)
-            y = x / s.astype(np.float32)
-            mid = (NF4[1:] + NF4[:-1]) / 2
-            idx = np.searchsorted(mid, y).astype(np.uint8).reshape(-1)
-            out[k + "::q"] = (idx[0::2] | (idx[1::2] << 4)).astype(np.uint8)
-            out[k + "::s"] = s.reshape(-1)
+            out[k + "::q"], out[k + "::s"] = quantize(v)
             out[k + "::shape"] = np.array(v.shape, dtype=np.int64)
         else:
             out[k] = v
@@ -62,11 +74,7 @@ def unpack(src: str, dst: str) -> None:
     for k in z.files:
         if k.endswith("::q"):
             name = k[:-3]
-            q = z[k]
-            idx = np.empty(q.size * 2, dtype=np.uint8)
-            idx[0::2], idx[1::2] = q & 15, q >> 4
-            s = z[name + "::s"].astype(np.float32)
-            w = (NF4[idx].reshape(-1, G) * s[:, None]).reshape(tuple(z[name + "::shape"]))
+            w = dequantize(z[k], z[name + "::s"], tuple(z[name + "::shape"]))
             sd[name] = torch.from_numpy(np.ascontiguousarray(w))
         elif "::" not in k:
             sd[k] = torch.from_numpy(np.ascontiguousarray(z[k]))

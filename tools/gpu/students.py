@@ -27,6 +27,7 @@ from common import (
     run_main,
     score,
     targets_from_uint8,
+    toml_line,
     unpack_corpus,
     wait_all,
 )
@@ -74,14 +75,6 @@ def setup() -> None:
         np.savez(teacher / name, **arrays)
         np.savez(teacher / "targets-unlabeled-news-400.npz", **arrays)  # other limits (smoke)
     log("setup done")
-
-
-def toml_line(k: str, v: object) -> str:
-    if isinstance(v, bool):
-        return f"{k} = {'true' if v else 'false'}"
-    if isinstance(v, str):
-        return f"{k} = {json.dumps(v)}"
-    return f"{k} = {v!r}"
 
 
 def write_cfg(name: str, base: str, **over: object) -> Path:

@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from common import Log, run_main, setup_mpnet, targets_to_uint8
+from common import Log, run_main, setup_mpnet, targets_to_uint8, toml_line
 
 OUT = Path(os.environ.get("OUT", "/tmp/devout2"))
 DEV = os.environ.get("DEV", "cuda")
@@ -125,10 +125,7 @@ def main() -> int:
         cfg.update(seed=int(os.environ["SEED"]), name=NAME)
     if TINY:
         cfg.update(max_train_articles=2, max_val_articles=2, epochs=1)
-    lines = []
-    for k, v in cfg.items():
-        val = json.dumps(v) if isinstance(v, (str, bool)) else repr(v)
-        lines.append(f"{k} = {val}")
+    lines = [toml_line(k, v) for k, v in cfg.items()]
     cfg_path = W / f"{NAME}.toml"
     cfg_path.write_text("\n".join(lines) + "\n")
     run = W / "runs" / NAME
