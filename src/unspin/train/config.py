@@ -80,6 +80,11 @@ DEFAULTS: dict[str, Any] = {
     # (default ../shared/data/unlabeled-news), as tools/label_spans.py writes it
     # (unspin.train.soft_targets)
     "soft_targets": "",
+    # rounding-aware self-distillation after the epochs (unspin.train.qat): this many steps of
+    # the network, its Linear layers rounded as in the int8 file, towards its own fp32 outputs
+    # on the training windows (0: none); the fp32 network stays beside it as network_fp32.pt
+    "qat_steps": 0,
+    "qat_lr": 2e-5,
 }
 PTC_TRAIN = "ptc:train"  # `unlabeled` value: soft targets on the training split's articles
 # an ensemble config (members = shipped models or model folders) only tunes and calibrates
@@ -101,11 +106,12 @@ POSITIVE = (
     "val_from_epoch",
     "span_tokens",
     "context_chars",
+    "qat_lr",
 )
 
 
 # counts where 0 means "all" (or, for layers, the encoder's own number)
-NON_NEGATIVE = ("max_train_articles", "max_val_articles", "unlabeled_limit", "layers")
+NON_NEGATIVE = ("max_train_articles", "max_val_articles", "unlabeled_limit", "layers", "qat_steps")
 
 
 def _kind(value: Any) -> str:
@@ -171,7 +177,7 @@ READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
 TAGGER_ONLY = (
     *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
     *("quantize", "joint_tuner", "teacher", "unlabeled_limit"),
-    *("stop_after_epochs", "init", "lexical_c", *ENSEMBLE_KEYS),
+    *("stop_after_epochs", "init", "lexical_c", "qat_steps", "qat_lr", *ENSEMBLE_KEYS),
 )
 MAX_POSITIONS = 512  # MiniLM's and MPNet's position embeddings
 # what an ensemble's build (unspin.train.ensemble) reads

@@ -457,6 +457,23 @@ def train(
             _log(f"stopping after epoch {epoch + 1} of {cfg['epochs']}: stop_after_epochs")
             break
     assert best_state is not None
+    if cfg["qat_steps"]:  # rounding-aware fine-tuning for the int8 file (unspin.train.qat)
+        from unspin.train.qat import self_distill
+
+        torch.save(best_state, out / "network_fp32.pt")
+        net.load_state_dict(best_state)
+        self_distill(
+            net,
+            [e.ids for e in examples],
+            pad_id,
+            steps=int(cfg["qat_steps"]),
+            lr=float(cfg["qat_lr"]),
+            batch_size=bs,
+            bf16=bool(cfg["bf16"]),
+            seed=int(cfg["seed"]),
+            log=_log,
+        )
+        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     train_minutes = (time.time() - t0) / 60
     torch.save(best_state, out / "network.pt")
     meta = {"config": cfg, "history": history, "train_minutes": round(train_minutes, 1)}
