@@ -95,7 +95,6 @@ def test_fake_activation_is_onnxruntimes_dynamic_quantization() -> None:
 def test_fake_weight_matches_the_exported_int8_file(trained_run: Path) -> None:
     from onnx import numpy_helper
 
-    from unspin.train.model import Network
     from unspin.train.qat import fake_weight
 
     state = torch.load(trained_run / "network.pt")
@@ -103,7 +102,6 @@ def test_fake_weight_matches_the_exported_int8_file(trained_run: Path) -> None:
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     node = next(n for n in model.graph.node if n.name == "/net/si/MatMul_quant")
     q, scale = inits[node.input[1]], inits[node.input[1].replace("_quantized", "_scale")]
-    assert Network  # the state below is the network's si head
     w = state["si.weight"]
     np.testing.assert_allclose(
         (q.astype(np.float32) * scale).T, fake_weight(w).numpy(), rtol=1e-6, atol=1e-8
