@@ -1,19 +1,22 @@
 """Quantization-aware self-distillation: teach a trained network to give its own fp32 outputs
 through the rounding of its int8 file.
 
-``export`` quantizes every transformer MatMul dynamically: each window's input to a MatMul is
-rounded to uint8 over that window's range, each weight column to 7 bits (per-channel int8, then
-``unspin.train.portable``'s ``reduce_range``), and the embedding tables to uint8 per table. The
-rounding moves the token probabilities enough to cost about a point of val F1 (MODEL_CARD.md).
+``export`` quantizes every MatMul with a weight dynamically: each window's input to such a
+MatMul is rounded to uint8 over that window's range, each weight column to 7 bits
+(per-channel int8, then ``unspin.train.portable``'s ``reduce_range``), and the embedding
+tables to uint8 per table. The rounding moves the token probabilities enough to cost about a
+point of val F1 (MODEL_CARD.md).
 
-``self_distill`` trains a copy of the network whose Linear layers see exactly that rounding
-(straight-through gradients) to match the unrounded network's outputs (SI softmax, technique
-sigmoids, the hidden states that the span head reads) on training windows. The copy's weights
-are then plain fp32 weights that the same int8 export rounds into a file closer to the fp32
-network than the plain export. The span head and the embedding tables do not train (the tables
-keep their uint8-rounded values). The emulation assumes the unfused MatMul graph of MPNet; for
-encoders whose attention onnxruntime fuses (BERT, MiniLM) it rounds a few more MatMuls than the
-file does. Config keys: ``qat_steps`` (0: no such stage), ``qat_lr``.
+``self_distill`` trains a copy of the network whose Linear layers see that rounding
+(straight-through gradients; exactly that rounding in fp32, approximately under bf16
+autocast, which also makes the targets bf16 outputs) to match the unrounded network's outputs
+(SI softmax, technique sigmoids, the hidden states that the span head reads) on training
+windows. The copy's weights are then plain fp32 weights that the same int8 export rounds into
+a file closer to the fp32 network than the plain export. The span head and the embedding
+tables do not train (the tables keep their uint8-rounded values). The emulation assumes the
+unfused MatMul graph of MPNet; for encoders whose attention onnxruntime fuses (BERT, MiniLM)
+it rounds a few more MatMuls than the file does. Config keys: ``qat_steps`` (0: no such
+stage), ``qat_lr``.
 """
 
 from __future__ import annotations
