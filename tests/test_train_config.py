@@ -89,6 +89,12 @@ def test_shipped_configs_load(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (b'name = "x"\nmax_len = 128\n', "stride = 128 (its default) must be at most max_len - 2"),
         (b'name = "x"\nmax_len = 128\nstride = 64\n', "train_stride = 192 (its default) must"),
         (b'name = "x"\nmax_len = 600\n', "max_len = 600 must be from 3 to 512"),
+        # training windows may be shorter than the ones the model reads articles in
+        (b'name = "x"\ntrain_max_len = 513\n', "train_max_len = 513 must be from 3 to 512"),
+        (
+            b'name = "x"\nmax_len = 512\nstride = 384\ntrain_max_len = 128\n',
+            "train_stride = 192 (its default) must be at most train_max_len - 2 = 126",
+        ),
         (b'name = "x"\nmax_train_articles = -1\n', "max_train_articles = -1 must be 0 or more"),
         (b'name = "x"\nlayers = -2\n', "layers = -2 must be 0 or more"),
         # keys that would be silently ignored
@@ -137,3 +143,34 @@ def test_a_teacher_ensemble_is_a_list(tmp_path: Path, monkeypatch: pytest.Monkey
     Path("runs/a/onnx").mkdir(parents=True)
     Path("runs/a/onnx/config.json").write_text("{}")
     assert load_config(path)["teacher"] == ["runs/a/onnx", "small"]
+
+
+def test_training_windows_may_be_shorter_than_the_reading_ones(tmp_path: Path) -> None:
+    """``train_max_len`` cuts the training windows; the model folder keeps ``max_len``, the
+    windows it reads articles in."""
+    from unspin.train.loop import _window_args
+
+    path = tmp_path / "c.toml"
+    path.write_bytes(
+        b'name = "x"\nmax_len = 512\nstride = 384\ntrain_max_len = 256\ntrain_stride = 254\n'
+    )
+    cfg = load_config(path)
+    ids = {"cls_id": 1, "sep_id": 2}
+    assert _window_args(cfg, ids) == {"cls_id": 1, "sep_id": 2, "max_len": 256, "stride": 254}
+    path.write_bytes(b'name = "x"\nmax_len = 512\nstride = 384\n')
+    assert _window_args(load_config(path), ids)["max_len"] == 512
+
+
+@pytest.mark.parametrize("name", ["small", "fast", "medium"])
+def test_shipped_models_read_articles_in_the_windows_their_config_names(name: str) -> None:
+    """``unspin train configs/NAME.toml`` writes the windows a model reads articles in
+    (``max_len``, ``stride``) into its folder: the shipped folder must hold the same ones (a
+    re-tuned stride goes into the config too)."""
+    import json
+
+    from unspin.registry import resolve_model
+
+    toml = "fast-more" if name == "fast" else name
+    cfg = tomllib.loads((ROOT / "configs" / f"{toml}.toml").read_text(encoding="utf-8"))
+    shipped = json.loads((resolve_model(name) / "config.json").read_text(encoding="utf-8"))
+    assert (shipped["max_len"], shipped["stride"]) == (cfg["max_len"], cfg["stride"])

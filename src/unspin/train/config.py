@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "max_len": 256,
     "stride": 128,
     "train_stride": 192,
+    # the training windows' length; 0: max_len (which is then also the length the model reads
+    # articles in; a longer max_len than the network trained on gives it more context)
+    "train_max_len": 0,
     "epochs": 3,
     "lr": 5e-5,
     "head_lr": 1e-3,
@@ -175,7 +178,8 @@ def _check(path: Path, raw: dict[str, Any]) -> None:
 READER_KEYS = ("left_tokens", "right_tokens", "span_tokens", "context_chars")
 # what the span reader's training (unspin.train.reader) does not read
 TAGGER_ONLY = (
-    *("max_len", "stride", "train_stride", "tc_loss_weight", "tech_loss_weight", "layers"),
+    *("max_len", "stride", "train_stride", "train_max_len", "tc_loss_weight", "tech_loss_weight"),
+    "layers",
     *("quantize", "joint_tuner", "teacher", "unlabeled_limit"),
     *("stop_after_epochs", "init", "lexical_c", "qat_steps", "qat_lr", *ENSEMBLE_KEYS),
 )
@@ -274,18 +278,23 @@ def _check_windows(path: Path, raw: dict[str, Any]) -> None:
     if raw.get("task", "tagger") == "reader" or raw.get("members"):
         return
     max_len = int(raw.get("max_len", DEFAULTS["max_len"]))
-    if not 3 <= max_len <= MAX_POSITIONS:
-        raise InputError(
-            f"config {path}: max_len = {max_len} must be from 3 to {MAX_POSITIONS} (the "
-            "encoder's positions)"
-        )
-    for key in ("stride", "train_stride"):
+    train_max_len = int(raw.get("train_max_len", DEFAULTS["train_max_len"])) or max_len
+    for key, value in (("max_len", max_len), ("train_max_len", train_max_len)):
+        if not 3 <= value <= MAX_POSITIONS:
+            raise InputError(
+                f"config {path}: {key} = {value} must be from 3 to {MAX_POSITIONS} (the "
+                "encoder's positions)" + ("; 0 means max_len" if key == "train_max_len" else "")
+            )
+    for key, length, length_key in (
+        ("stride", max_len, "max_len"),
+        ("train_stride", train_max_len, "train_max_len" if "train_max_len" in raw else "max_len"),
+    ):
         stride = int(raw.get(key, DEFAULTS[key]))
-        if stride > max_len - 2:
+        if stride > length - 2:
             where = "" if key in raw else " (its default)"
             raise InputError(
-                f"config {path}: {key} = {stride}{where} must be at most max_len - 2 = "
-                f"{max_len - 2}, or windows skip tokens; set {key} = {max(1, (max_len - 2) // 2)} "
+                f"config {path}: {key} = {stride}{where} must be at most {length_key} - 2 = "
+                f"{length - 2}, or windows skip tokens; set {key} = {max(1, (length - 2) // 2)} "
                 "for half-overlapping windows"
             )
 

@@ -102,11 +102,12 @@ def _collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
 
 
 def _window_args(cfg: dict[str, Any], infer_cfg: dict[str, Any]) -> dict[str, int]:
-    """How training articles are cut into windows (gold and soft-labelled alike)."""
+    """How training articles are cut into windows (gold and soft-labelled alike): ``train_max_len``
+    long (default ``max_len``), every ``train_stride`` tokens."""
     return {
         "cls_id": infer_cfg["cls_id"],
         "sep_id": infer_cfg["sep_id"],
-        "max_len": cfg["max_len"],
+        "max_len": int(cfg.get("train_max_len") or 0) or cfg["max_len"],
         "stride": cfg["train_stride"],
     }
 
